@@ -1,0 +1,34 @@
+# Two commands: `make run` serves the demo, `make test` runs the whole suite against real services.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/dealflow migrate
+	$(BIN)/dealflow demo --host $(HOST) --port $(PORT)
+	$(BIN)/dealflow serve --host $(HOST) --port $(PORT)
+
+services:
+	scripts/ensure-services
+
+test: $(VENV)/.installed-test services
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) dealflow.db dealflow.db-wal dealflow.db-shm

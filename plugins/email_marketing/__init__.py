@@ -1,0 +1,1 @@
+"""The email_marketing action plugin."""

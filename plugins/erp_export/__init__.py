@@ -1,0 +1,1 @@
+"""The erp_export action plugin."""

@@ -1,0 +1,1 @@
+"""The notify_telegram action plugin."""

@@ -1,0 +1,30 @@
+"""The HTTP API under ``/api/v1``: thin controllers over the core services."""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from server.api.auth import provide_scope
+from server.api.contacts import ContactController
+from server.api.deals import DealController
+from server.api.leads import LeadController
+from server.api.outreach import OutreachController
+from server.api.team import TeamController
+
+__all__ = ["api_router"]
+
+
+def api_router() -> Router:
+    return Router(
+        path="/api/v1",
+        route_handlers=[
+            OutreachController,
+            ContactController,
+            DealController,
+            LeadController,
+            TeamController,
+        ],
+        dependencies={"team": Provide(provide_scope)},
+        security=[{"BearerAuth": []}],
+    )

@@ -1,0 +1,143 @@
+"""HTTP endpoints for contacts and their logged communications."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from server.api.pages import Cursor, Limit, Page, page
+from server.core.scope import TeamScope
+from server.core.services import communications, contacts
+from server.core.services.communications import (
+    CommunicationIn,
+    CommunicationOut,
+    CommunicationPatch,
+)
+from server.core.services.contacts import ContactIn, ContactOut, ContactPatch
+
+
+class ContactController(Controller):
+    path = "/contacts"
+    tags = ["contacts"]
+
+    @post("/", sync_to_thread=False, summary="Create a contact")
+    def create(self, data: JSONBody[ContactIn], team: NamedDependency[TeamScope]) -> ContactOut:
+        return contacts.create(team, data)
+
+    @get("/", sync_to_thread=False, summary="List contacts")
+    def list(
+        self,
+        team: NamedDependency[TeamScope],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        email: FromQuery[str | None] = None,
+        company: FromQuery[str | None] = None,
+        outreach_id: FromQuery[int | None] = None,
+        q: Annotated[
+            str | None, QueryParameter(description="Part of the name, email or company.")
+        ] = None,
+        contacted_before: Annotated[
+            dt.datetime | None,
+            QueryParameter(description="Only contacts not contacted since this time (or never)."),
+        ] = None,
+    ) -> Page[ContactOut]:
+        return page(
+            *contacts.list_(
+                team,
+                limit=limit,
+                cursor=cursor,
+                email=email,
+                company=company,
+                outreach_id=outreach_id,
+                q=q,
+                contacted_before=contacted_before,
+            )
+        )
+
+    @get("/{contact_id:int}", sync_to_thread=False, summary="Read a contact")
+    def read(self, contact_id: FromPath[int], team: NamedDependency[TeamScope]) -> ContactOut:
+        return contacts.get(team, contact_id)
+
+    @patch("/{contact_id:int}", sync_to_thread=False, summary="Change a contact")
+    def update(
+        self,
+        contact_id: FromPath[int],
+        data: JSONBody[ContactPatch],
+        team: NamedDependency[TeamScope],
+    ) -> ContactOut:
+        return contacts.update(team, contact_id, data)
+
+    @delete("/{contact_id:int}", sync_to_thread=False, summary="Delete a contact")
+    def remove(self, contact_id: FromPath[int], team: NamedDependency[TeamScope]) -> None:
+        contacts.delete(team, contact_id)
+
+    @post("/{contact_id:int}/communications", sync_to_thread=False, summary="Log a communication")
+    def log(
+        self,
+        contact_id: FromPath[int],
+        data: JSONBody[CommunicationIn],
+        team: NamedDependency[TeamScope],
+    ) -> CommunicationOut:
+        return communications.create(team, contact_id, data)
+
+    @get("/{contact_id:int}/communications", sync_to_thread=False, summary="List communications")
+    def communications(
+        self,
+        contact_id: FromPath[int],
+        team: NamedDependency[TeamScope],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        channel: FromQuery[
+            Literal["email", "call", "meeting", "message", "social", "other"] | None
+        ] = None,
+        direction: FromQuery[Literal["inbound", "outbound"] | None] = None,
+    ) -> Page[CommunicationOut]:
+        return page(
+            *communications.list_(
+                team, contact_id, limit=limit, cursor=cursor, channel=channel, direction=direction
+            )
+        )
+
+    @get(
+        "/{contact_id:int}/communications/{communication_id:int}",
+        sync_to_thread=False,
+        summary="Read a communication",
+    )
+    def communication(
+        self,
+        contact_id: FromPath[int],
+        communication_id: FromPath[int],
+        team: NamedDependency[TeamScope],
+    ) -> CommunicationOut:
+        return communications.get(team, contact_id, communication_id)
+
+    @patch(
+        "/{contact_id:int}/communications/{communication_id:int}",
+        sync_to_thread=False,
+        summary="Change a communication",
+    )
+    def update_communication(
+        self,
+        contact_id: FromPath[int],
+        communication_id: FromPath[int],
+        data: JSONBody[CommunicationPatch],
+        team: NamedDependency[TeamScope],
+    ) -> CommunicationOut:
+        return communications.update(team, contact_id, communication_id, data)
+
+    @delete(
+        "/{contact_id:int}/communications/{communication_id:int}",
+        sync_to_thread=False,
+        summary="Delete a communication",
+    )
+    def remove_communication(
+        self,
+        contact_id: FromPath[int],
+        communication_id: FromPath[int],
+        team: NamedDependency[TeamScope],
+    ) -> None:
+        communications.delete(team, contact_id, communication_id)

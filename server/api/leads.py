@@ -1,0 +1,68 @@
+"""HTTP endpoints for leads and their stage history."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from server.api.pages import Cursor, Limit, Page, page
+from server.core.scope import TeamScope
+from server.core.services import leads as service
+from server.core.services.leads import LeadIn, LeadOut, LeadPatch, StageChangeOut
+
+
+class LeadController(Controller):
+    path = "/leads"
+    tags = ["leads"]
+
+    @post("/", sync_to_thread=False, summary="Create a lead")
+    def create(self, data: JSONBody[LeadIn], team: NamedDependency[TeamScope]) -> LeadOut:
+        return service.create(team, data)
+
+    @get("/", sync_to_thread=False, summary="List leads")
+    def list(
+        self,
+        team: NamedDependency[TeamScope],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        stage: FromQuery[
+            Literal["lead", "mql", "sal", "opportunity", "customer", "recycled"] | None
+        ] = None,
+        owner_id: FromQuery[int | None] = None,
+        contact_id: FromQuery[int | None] = None,
+        min_score: FromQuery[int | None] = None,
+    ) -> Page[LeadOut]:
+        return page(
+            *service.list_(
+                team,
+                limit=limit,
+                cursor=cursor,
+                stage=stage,
+                owner_id=owner_id,
+                contact_id=contact_id,
+                min_score=min_score,
+            )
+        )
+
+    @get("/{lead_id:int}", sync_to_thread=False, summary="Read a lead")
+    def read(self, lead_id: FromPath[int], team: NamedDependency[TeamScope]) -> LeadOut:
+        return service.get(team, lead_id)
+
+    @get("/{lead_id:int}/history", sync_to_thread=False, summary="A lead's stage history")
+    def history(
+        self, lead_id: FromPath[int], team: NamedDependency[TeamScope]
+    ) -> list[StageChangeOut]:
+        return service.history(team, lead_id)
+
+    @patch("/{lead_id:int}", sync_to_thread=False, summary="Change a lead (or move its stage)")
+    def update(
+        self, lead_id: FromPath[int], data: JSONBody[LeadPatch], team: NamedDependency[TeamScope]
+    ) -> LeadOut:
+        return service.update(team, lead_id, data)
+
+    @delete("/{lead_id:int}", sync_to_thread=False, summary="Delete a lead")
+    def remove(self, lead_id: FromPath[int], team: NamedDependency[TeamScope]) -> None:
+        service.delete(team, lead_id)

@@ -1,0 +1,1 @@
+"""The core: data model, services and (later) the workflow engine."""

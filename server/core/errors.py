@@ -1,0 +1,55 @@
+"""The one error hierarchy of Dealflow; the HTTP layer maps it to problem details."""
+
+from __future__ import annotations
+
+
+class DealflowError(Exception):
+    """Base of every error Dealflow raises on purpose."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ConfigError(DealflowError):
+    """Raised when the settings (environment or TOML file) cannot be used."""
+
+    title = "Invalid configuration"
+
+
+class InvalidInput(DealflowError):
+    """Raised when a request is well-formed but one of its fields breaks a rule."""
+
+    status = 422
+    title = "Invalid field"
+
+
+class NotFound(DealflowError):
+    """Raised when a record does not exist in the caller's team (or at all: the two look alike)."""
+
+    status = 404
+    title = "Not found"
+
+    def __init__(self, entity: str, record_id: object, *, field: str | None = None) -> None:
+        where = f" (referenced by {field})" if field else ""
+        super().__init__(f"{entity} {record_id} not found{where}", field=field)
+        self.entity = entity
+        self.record_id = record_id
+
+
+class Conflict(DealflowError):
+    """Raised when a change collides with existing data, such as a duplicate unique value."""
+
+    status = 409
+    title = "Conflict"
+
+
+class Unauthorized(DealflowError):
+    """Raised when a request carries no API key, or one that is unknown or revoked."""
+
+    status = 401
+    title = "Unauthorized"

@@ -1,0 +1,27 @@
+"""The data model; every model is re-exported here."""
+
+from server.core.models.api_key import ApiKey
+from server.core.models.base import Base, utcnow
+from server.core.models.communication import Communication
+from server.core.models.contact import Contact
+from server.core.models.deal import Deal
+from server.core.models.lead import Lead, LeadStageChange
+from server.core.models.outreach import Outreach, OutreachType
+from server.core.models.team import FieldDomain, Team
+from server.core.models.user import User
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Communication",
+    "Contact",
+    "Deal",
+    "FieldDomain",
+    "Lead",
+    "LeadStageChange",
+    "Outreach",
+    "OutreachType",
+    "Team",
+    "User",
+    "utcnow",
+]

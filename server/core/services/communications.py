@@ -1,0 +1,135 @@
+"""Communications: logged touches with a contact, which move its last-contacted time forward."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from server.core.errors import NotFound
+from server.core.models import Communication, Contact, utcnow
+from server.core.scope import TeamScope
+from server.core.services.common import aware, commit, fetch_page, set_fields
+
+Channel = Literal["email", "call", "meeting", "message", "social", "other"]
+Direction = Literal["inbound", "outbound"]
+Note = Annotated[str, msgspec.Meta(max_length=10_000)]
+
+
+class CommunicationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A touch to log; ``at`` defaults to now."""
+
+    channel: Channel
+    direction: Direction = "outbound"
+    at: dt.datetime | None = None
+    note: Note | None = None
+
+
+class CommunicationPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """A partial update of a logged touch."""
+
+    channel: Channel | UnsetType = UNSET
+    direction: Direction | UnsetType = UNSET
+    at: dt.datetime | UnsetType = UNSET
+    note: Note | None | UnsetType = UNSET
+
+
+class CommunicationOut(msgspec.Struct):
+    """A logged touch as the API returns it."""
+
+    id: int
+    contact_id: int
+    channel: str
+    direction: str
+    at: dt.datetime
+    note: str | None
+    created_by_id: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def out(row: Communication) -> CommunicationOut:
+    return CommunicationOut(
+        id=row.id,
+        contact_id=row.contact_id,
+        channel=row.channel,
+        direction=row.direction,
+        at=row.at,
+        note=row.note,
+        created_by_id=row.created_by_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _touch(contact: Contact, at: dt.datetime) -> None:
+    """Move ``last_contacted_at`` forward to ``at``, never backward."""
+    if contact.last_contacted_at is None or at > contact.last_contacted_at:
+        contact.last_contacted_at = at
+
+
+def _get(scope: TeamScope, contact_id: int, communication_id: int) -> Communication:
+    scope.get(Contact, contact_id)
+    row = scope.get(Communication, communication_id)
+    if row.contact_id != contact_id:
+        raise NotFound("communication", communication_id)
+    return row
+
+
+def create(scope: TeamScope, contact_id: int, data: CommunicationIn) -> CommunicationOut:
+    contact = scope.get(Contact, contact_id)
+    at = aware(data.at, scope) if data.at else utcnow()
+    row = Communication(
+        contact_id=contact.id,
+        channel=data.channel,
+        direction=data.direction,
+        at=at,
+        note=data.note,
+        created_by_id=scope.actor.user_id,
+    )
+    scope.add(row)
+    _touch(contact, at)
+    commit(scope)
+    return out(row)
+
+
+def get(scope: TeamScope, contact_id: int, communication_id: int) -> CommunicationOut:
+    return out(_get(scope, contact_id, communication_id))
+
+
+def update(
+    scope: TeamScope, contact_id: int, communication_id: int, patch: CommunicationPatch
+) -> CommunicationOut:
+    row = _get(scope, contact_id, communication_id)
+    if patch.at is not UNSET:
+        patch.at = aware(patch.at, scope)
+        _touch(scope.get(Contact, contact_id), patch.at)
+    set_fields(row, patch)
+    commit(scope)
+    return out(row)
+
+
+def delete(scope: TeamScope, contact_id: int, communication_id: int) -> None:
+    scope.session.delete(_get(scope, contact_id, communication_id))
+    commit(scope)
+
+
+def list_(
+    scope: TeamScope,
+    contact_id: int,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    channel: str | None = None,
+    direction: str | None = None,
+) -> tuple[list[CommunicationOut], str | None]:
+    scope.get(Contact, contact_id)
+    stmt = scope.select(Communication).where(Communication.contact_id == contact_id)
+    if channel is not None:
+        stmt = stmt.where(Communication.channel == channel)
+    if direction is not None:
+        stmt = stmt.where(Communication.direction == direction)
+    rows, next_cursor = fetch_page(scope, stmt, Communication, limit, cursor)
+    return [out(r) for r in rows], next_cursor

@@ -1,0 +1,171 @@
+"""Contacts: people the team talks to, their lead source and when they were last contacted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, UnsetType
+from sqlalchemy import func, or_
+
+from server.core.models import Contact, Outreach
+from server.core.scope import TeamScope
+from server.core.services.common import (
+    Custom,
+    aware,
+    check_email,
+    check_phone,
+    commit,
+    fetch_page,
+    merge_custom,
+    set_fields,
+)
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Text = Annotated[str, msgspec.Meta(max_length=320)]
+ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ContactIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new contact; ``outreach_id`` names the outreach that found them."""
+
+    name: Name
+    email: Text | None = None
+    phone: Text | None = None
+    company: Text | None = None
+    outreach_id: int | None = None
+    last_contacted_at: dt.datetime | None = None
+    custom: Custom = {}
+    external_id: ExternalId | None = None
+
+
+class ContactPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """A partial update; ``custom`` is merged key by key (``null`` removes a key)."""
+
+    name: Name | UnsetType = UNSET
+    email: Text | None | UnsetType = UNSET
+    phone: Text | None | UnsetType = UNSET
+    company: Text | None | UnsetType = UNSET
+    outreach_id: int | None | UnsetType = UNSET
+    last_contacted_at: dt.datetime | None | UnsetType = UNSET
+    custom: Custom | UnsetType = UNSET
+    external_id: ExternalId | None | UnsetType = UNSET
+
+
+class ContactOut(msgspec.Struct):
+    """A contact as the API returns it."""
+
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    company: str | None
+    outreach_id: int | None
+    last_contacted_at: dt.datetime | None
+    custom: dict[str, str | int | float | bool | None]
+    external_id: str | None
+    created_by_id: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def out(row: Contact) -> ContactOut:
+    return ContactOut(
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        phone=row.phone,
+        company=row.company,
+        outreach_id=row.outreach_id,
+        last_contacted_at=row.last_contacted_at,
+        custom=dict(row.custom or {}),
+        external_id=row.external_id,
+        created_by_id=row.created_by_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def create(scope: TeamScope, data: ContactIn) -> ContactOut:
+    if data.outreach_id is not None:
+        scope.get(Outreach, data.outreach_id, field="outreach_id")
+    row = Contact(
+        name=data.name,
+        email=check_email(data.email),
+        phone=check_phone(data.phone),
+        company=data.company,
+        outreach_id=data.outreach_id,
+        last_contacted_at=aware(data.last_contacted_at, scope) if data.last_contacted_at else None,
+        custom=merge_custom(scope, "contact", {}, data.custom),
+        external_id=data.external_id,
+        created_by_id=scope.actor.user_id,
+    )
+    scope.add(row)
+    commit(scope, unique_field="external_id")
+    return out(row)
+
+
+def get(scope: TeamScope, contact_id: int) -> ContactOut:
+    return out(scope.get(Contact, contact_id))
+
+
+def update(scope: TeamScope, contact_id: int, patch: ContactPatch) -> ContactOut:
+    row = scope.get(Contact, contact_id)
+    if patch.outreach_id not in (UNSET, None):
+        scope.get(Outreach, patch.outreach_id, field="outreach_id")
+    if patch.email is not UNSET:
+        patch.email = check_email(patch.email)
+    if patch.phone is not UNSET:
+        patch.phone = check_phone(patch.phone)
+    if patch.last_contacted_at not in (UNSET, None):
+        # Set by hand (offline contact): taken as given, even if earlier than before.
+        patch.last_contacted_at = aware(patch.last_contacted_at, scope)  # type: ignore[arg-type]
+    if patch.custom is not UNSET:
+        row.custom = merge_custom(scope, "contact", row.custom, patch.custom)
+    set_fields(row, patch, skip=("custom",))
+    commit(scope, unique_field="external_id")
+    return out(row)
+
+
+def delete(scope: TeamScope, contact_id: int) -> None:
+    scope.session.delete(scope.get(Contact, contact_id))
+    commit(scope)
+
+
+def list_(
+    scope: TeamScope,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    email: str | None = None,
+    company: str | None = None,
+    outreach_id: int | None = None,
+    q: str | None = None,
+    contacted_before: dt.datetime | None = None,
+) -> tuple[list[ContactOut], str | None]:
+    stmt = scope.select(Contact)
+    if email is not None:
+        stmt = stmt.where(func.lower(Contact.email) == email.lower())
+    if company is not None:
+        stmt = stmt.where(Contact.company == company)
+    if outreach_id is not None:
+        stmt = stmt.where(Contact.outreach_id == outreach_id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Contact.name).like(pattern),
+                func.lower(Contact.email).like(pattern),
+                func.lower(Contact.company).like(pattern),
+            )
+        )
+    if contacted_before is not None:
+        stmt = stmt.where(
+            or_(
+                Contact.last_contacted_at.is_(None),
+                Contact.last_contacted_at < aware(contacted_before, scope),
+            )
+        )
+    rows, next_cursor = fetch_page(scope, stmt, Contact, limit, cursor)
+    return [out(r) for r in rows], next_cursor

@@ -1,0 +1,211 @@
+"""Leads: lifecycle stage with allowed transitions and history, score and owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from server.core.errors import InvalidInput
+from server.core.models import Contact, Lead, LeadStageChange, User, utcnow
+from server.core.models.lead import TRANSITIONS
+from server.core.scope import TeamScope
+from server.core.services.common import (
+    Custom,
+    commit,
+    fetch_page,
+    merge_custom,
+    set_fields,
+)
+
+StageName = Literal["lead", "mql", "sal", "opportunity", "customer", "recycled"]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Score = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class LeadIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new lead for a contact; it starts at ``lead`` unless another stage is given."""
+
+    contact_id: int
+    stage: StageName = "lead"
+    score: Score = 0
+    owner_id: int | None = None
+    custom: Custom = {}
+    external_id: ExternalId | None = None
+
+
+class LeadPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """A partial update. A stage change must be an allowed transition; ``recycled`` needs
+    ``stage_reason``."""
+
+    stage: StageName | UnsetType = UNSET
+    stage_reason: Reason | UnsetType = UNSET
+    score: Score | UnsetType = UNSET
+    owner_id: int | None | UnsetType = UNSET
+    custom: Custom | UnsetType = UNSET
+    external_id: ExternalId | None | UnsetType = UNSET
+
+
+class LeadOut(msgspec.Struct):
+    """A lead as the API returns it."""
+
+    id: int
+    contact_id: int
+    stage: str
+    stage_changed_at: dt.datetime
+    score: int
+    owner_id: int | None
+    custom: dict[str, str | int | float | bool | None]
+    external_id: str | None
+    created_by_id: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class StageChangeOut(msgspec.Struct):
+    """One entry of a lead's stage history."""
+
+    from_stage: str | None
+    to_stage: str
+    at: dt.datetime
+    user_id: int | None
+    reason: str | None
+
+
+def out(row: Lead) -> LeadOut:
+    return LeadOut(
+        id=row.id,
+        contact_id=row.contact_id,
+        stage=row.stage,
+        stage_changed_at=row.stage_changed_at,
+        score=row.score,
+        owner_id=row.owner_id,
+        custom=dict(row.custom or {}),
+        external_id=row.external_id,
+        created_by_id=row.created_by_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _record_stage(scope: TeamScope, row: Lead, old: str | None, reason: str | None) -> None:
+    now = utcnow()
+    row.stage_changed_at = now
+    scope.add(
+        LeadStageChange(
+            lead_id=row.id,
+            from_stage=old,
+            to_stage=row.stage,
+            at=now,
+            user_id=scope.actor.user_id,
+            reason=reason,
+        )
+    )
+
+
+def create(scope: TeamScope, data: LeadIn) -> LeadOut:
+    scope.get(Contact, data.contact_id, field="contact_id")
+    if data.owner_id is not None:
+        scope.get(User, data.owner_id, field="owner_id")
+    row = Lead(
+        contact_id=data.contact_id,
+        stage=data.stage,
+        stage_changed_at=utcnow(),
+        score=data.score,
+        owner_id=data.owner_id,
+        custom=merge_custom(scope, "lead", {}, data.custom),
+        external_id=data.external_id,
+        created_by_id=scope.actor.user_id,
+    )
+    scope.add(row)
+    scope.session.flush()
+    _record_stage(scope, row, None, None)
+    commit(scope, unique_field="external_id")
+    return out(row)
+
+
+def get(scope: TeamScope, lead_id: int) -> LeadOut:
+    return out(scope.get(Lead, lead_id))
+
+
+def check_transition(old: str, new: str, reason: str | None) -> None:
+    """Refuse a stage change the lifecycle does not allow, naming the pair."""
+    if new not in TRANSITIONS[old]:
+        allowed = ", ".join(TRANSITIONS[old]) or "none"
+        raise InvalidInput(
+            f"stage: a lead cannot move from {old} to {new} (from {old}: {allowed})", field="stage"
+        )
+    if new == "recycled" and not reason:
+        raise InvalidInput(
+            "stage_reason: recycling a lead back to marketing needs a reason", field="stage_reason"
+        )
+
+
+def update(scope: TeamScope, lead_id: int, patch: LeadPatch) -> LeadOut:
+    row = scope.get(Lead, lead_id)
+    if patch.owner_id not in (UNSET, None):
+        scope.get(User, patch.owner_id, field="owner_id")
+    reason = patch.stage_reason if patch.stage_reason is not UNSET else None
+    old_stage = row.stage
+    if patch.stage is not UNSET and patch.stage != old_stage:
+        check_transition(old_stage, patch.stage, reason)
+    elif reason is not None:
+        raise InvalidInput("stage_reason: given without a stage change", field="stage_reason")
+    if patch.custom is not UNSET:
+        row.custom = merge_custom(scope, "lead", row.custom, patch.custom)
+    set_fields(row, patch, skip=("custom", "stage_reason"))
+    if row.stage != old_stage:
+        _record_stage(scope, row, old_stage, reason)
+    commit(scope, unique_field="external_id")
+    return out(row)
+
+
+def history(scope: TeamScope, lead_id: int) -> list[StageChangeOut]:
+    scope.get(Lead, lead_id)
+    rows = scope.session.scalars(
+        scope.select(LeadStageChange)
+        .where(LeadStageChange.lead_id == lead_id)
+        .order_by(LeadStageChange.id)
+    ).all()
+    return [
+        StageChangeOut(
+            from_stage=r.from_stage,
+            to_stage=r.to_stage,
+            at=r.at,
+            user_id=r.user_id,
+            reason=r.reason,
+        )
+        for r in rows
+    ]
+
+
+def delete(scope: TeamScope, lead_id: int) -> None:
+    scope.session.delete(scope.get(Lead, lead_id))
+    commit(scope)
+
+
+def list_(
+    scope: TeamScope,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    stage: str | None = None,
+    owner_id: int | None = None,
+    contact_id: int | None = None,
+    min_score: int | None = None,
+) -> tuple[list[LeadOut], str | None]:
+    stmt = scope.select(Lead)
+    for column, value in (
+        (Lead.stage, stage),
+        (Lead.owner_id, owner_id),
+        (Lead.contact_id, contact_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if min_score is not None:
+        stmt = stmt.where(Lead.score >= min_score)
+    rows, next_cursor = fetch_page(scope, stmt, Lead, limit, cursor)
+    return [out(r) for r in rows], next_cursor

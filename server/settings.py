@@ -1,0 +1,103 @@
+"""Server settings read from the environment, or from an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from server.core.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///dealflow.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server, the CLI and the workers read from their environment.
+
+    Each field is set by the upper-cased environment variable of the same name
+    (``database_url`` by ``DATABASE_URL``, ``secret_key`` by ``DEALFLOW_SECRET_KEY``...),
+    or by the same key in the TOML file named by ``DEALFLOW_CONFIG``. The environment wins.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """SQLAlchemy URL of the database; a SQLite file in the working directory by default."""
+
+    redis_url: str | None = None
+    """Redis URL for the dramatiq broker; unset means the in-process worker."""
+
+    smtp_url: str | None = None
+    """``smtp://user:pass@host:port`` (``smtps://`` for TLS) used by the email action."""
+
+    secret_key: str | None = None
+    """Key that encrypts stored plugin credentials."""
+
+    plugins_disable: tuple[str, ...] = ()
+    """Names of plugins not to load."""
+
+    max_body_size: int = 1_048_576
+    """Largest request body accepted, in bytes; larger ones get 413."""
+
+    page_size_max: int = 200
+    """Largest page a list endpoint returns."""
+
+    debug: bool = False
+    """Serve tracebacks in error responses (never in production)."""
+
+    extra: dict[str, str] = field(default_factory=dict)
+    """Keys of the TOML file that no field above names, for plugins to read."""
+
+
+_ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "smtp_url": "SMTP_URL",
+    "secret_key": "DEALFLOW_SECRET_KEY",
+    "plugins_disable": "DEALFLOW_PLUGINS_DISABLE",
+    "max_body_size": "DEALFLOW_MAX_BODY_SIZE",
+    "page_size_max": "DEALFLOW_PAGE_SIZE_MAX",
+    "debug": "DEALFLOW_DEBUG",
+}
+
+
+def _coerce(name: str, raw: object, source: str) -> object:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "int":
+            return int(raw)  # type: ignore[arg-type]
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+        if kind == "tuple[str, ...]":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {name} must be an integer, got {raw!r}") from exc
+    return str(raw) if raw not in (None, "") else None
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from the TOML file named by ``DEALFLOW_CONFIG`` (if any) and the environment."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    extra: dict[str, str] = {}
+    config_path = env.get("DEALFLOW_CONFIG")
+    if config_path:
+        path = Path(config_path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read settings file: {exc}") from exc
+        for key, raw in data.items():
+            name = key.lower()
+            if name in _ENV_NAMES:
+                values[name] = _coerce(name, raw, str(path))
+            else:
+                extra[key] = str(raw)
+    for name, var in _ENV_NAMES.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var], var)
+    values = {k: v for k, v in values.items() if v is not None}
+    return Settings(**values, extra=extra)  # type: ignore[arg-type]

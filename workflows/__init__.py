@@ -1,0 +1,1 @@
+"""Shipped workflow definitions (JSON), loaded as a starter set."""
