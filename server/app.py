@@ -15,7 +15,7 @@ from server import __version__
 from server.api import api_router
 from server.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
 from server.api.problems import internal_error, problem_details_config
-from server.core.db import make_engine, make_session_factory
+from server.core.runtime import build_runtime
 from server.settings import Settings, load_settings
 
 
@@ -27,9 +27,11 @@ def healthz() -> dict[str, str]:
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Litestar:
     """Build the app for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
-    engine = engine or make_engine(settings.database_url)
+    runtime = build_runtime(settings, engine)
     app = Litestar(
         route_handlers=[api_router(), healthz],
+        on_startup=[lambda: runtime.runner.recover()],
+        on_shutdown=[runtime.close],
         middleware=[
             DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),
         ],
@@ -53,7 +55,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         debug=settings.debug,
     )
     app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = make_session_factory(engine)
+    app.state.runtime = runtime
+    app.state.engine = runtime.db
+    app.state.session_factory = runtime.sessions
     logging.getLogger("dealflow").setLevel(logging.INFO)
     return app

@@ -59,6 +59,7 @@ _ENV_NAMES = {
     "page_size_max": "DEALFLOW_PAGE_SIZE_MAX",
     "debug": "DEALFLOW_DEBUG",
 }
+_BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
 
 
 def _coerce(name: str, raw: object, source: str) -> object:
@@ -73,7 +74,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
         if kind == "tuple[str, ...]":
             items = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(str(i).strip() for i in items if str(i).strip())
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"{source}: {name} must be an integer, got {raw!r}") from exc
     return str(raw) if raw not in (None, "") else None
 
@@ -88,10 +89,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         path = Path(config_path)
         try:
             data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read settings file: {exc}") from exc
         for key, raw in data.items():
-            name = key.lower()
+            name = _BY_VARIABLE.get(key.upper(), key.lower())
             if name in _ENV_NAMES:
                 values[name] = _coerce(name, raw, str(path))
             else:

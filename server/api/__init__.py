@@ -10,7 +10,9 @@ from server.api.contacts import ContactController
 from server.api.deals import DealController
 from server.api.leads import LeadController
 from server.api.outreach import OutreachController
+from server.api.runs import RunController
 from server.api.team import TeamController
+from server.api.workflows import WorkflowController, list_actions
 
 __all__ = ["api_router"]
 
@@ -24,6 +26,9 @@ def api_router() -> Router:
             DealController,
             LeadController,
             TeamController,
+            WorkflowController,
+            RunController,
+            list_actions,
         ],
         dependencies={"team": Provide(provide_scope)},
         security=[{"BearerAuth": []}],

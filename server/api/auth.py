@@ -35,6 +35,6 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
 
 def provide_scope(request: Request[Actor, Any, Any]) -> Iterator[TeamScope]:
     """A session scoped to the caller's team, closed (rolled back if uncommitted) afterwards."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    with factory() as session:
-        yield TeamScope(session, request.user)
+    runtime = request.app.state.runtime
+    with runtime.sessions() as session:
+        yield TeamScope(session, request.user, runtime.engine)

@@ -73,7 +73,7 @@ def from_validation(exc: ValidationException) -> ProblemDetailsException:
 
 def from_domain(exc: DealflowError) -> ProblemDetailsException:
     slug = re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
-    errors = (
+    errors = exc.errors or (
         [{"field": exc.field, "message": exc.message.removeprefix(f"{exc.field}: ")}]
         if exc.field
         else None

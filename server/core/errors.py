@@ -9,10 +9,13 @@ class DealflowError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, errors: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.errors = errors
 
 
 class ConfigError(DealflowError):
@@ -53,3 +56,21 @@ class Unauthorized(DealflowError):
 
     status = 401
     title = "Unauthorized"
+
+
+class InvalidWorkflow(InvalidInput):
+    """Raised when a workflow definition fails validation; ``errors`` holds every problem
+    as ``{"field": JSON path, "message": reason}``."""
+
+    title = "Invalid workflow"
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        errors = [{"field": path, "message": message} for path, message in problems]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
+        if len(errors) > 10:
+            detail += f"; and {len(errors) - 10} more"
+        super().__init__(
+            f"{len(errors)} problem(s) in the workflow: {detail}",
+            field=errors[0]["field"] if errors else None,
+            errors=errors,
+        )

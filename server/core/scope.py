@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from server.core.errors import NotFound
 from server.core.models import Team
+
+if TYPE_CHECKING:
+    from server.core.engine import WorkflowEngine
 
 M = TypeVar("M")
 
@@ -32,9 +35,21 @@ class TeamScope:
     A row of another team is reported exactly like a row that does not exist.
     """
 
-    def __init__(self, session: Session, actor: Actor) -> None:
+    def __init__(
+        self, session: Session, actor: Actor, engine: WorkflowEngine | None = None
+    ) -> None:
         self.session = session
         self.actor = actor
+        self._engine = engine
+
+    @property
+    def engine(self) -> WorkflowEngine:
+        """The workflow engine that handles this scope's changes (the process default if none)."""
+        if self._engine is None:
+            from server.core.runtime import default_engine
+
+            self._engine = default_engine()
+        return self._engine
 
     @property
     def team_id(self) -> int:
@@ -55,7 +70,9 @@ class TeamScope:
     def get(self, model: type[M], record_id: int | None, *, field: str | None = None) -> M:
         """The row of this team with ``record_id``, or :class:`NotFound` naming ``field``."""
         entity = getattr(model, "__entity__", model.__name__.lower())
-        row = None if record_id is None else self.session.get(model, record_id)
+        # An id no 64-bit key column can hold is simply not found (not a driver overflow).
+        in_range = record_id is not None and -(2**63) <= record_id < 2**63
+        row = self.session.get(model, record_id) if in_range else None
         if row is None or row.team_id != self.team_id:  # type: ignore[attr-defined]
             raise NotFound(entity, record_id, field=field)
         return row

@@ -5,12 +5,19 @@ from server.core.models.base import Base, utcnow
 from server.core.models.communication import Communication
 from server.core.models.contact import Contact
 from server.core.models.deal import Deal
+from server.core.models.event import ActionExecution, Event, Run
 from server.core.models.lead import Lead, LeadStageChange
 from server.core.models.outreach import Outreach, OutreachType
 from server.core.models.team import FieldDomain, Team
 from server.core.models.user import User
+from server.core.models.workflow import Workflow, WorkflowVersion
 
 __all__ = [
+    "ActionExecution",
+    "Event",
+    "Run",
+    "Workflow",
+    "WorkflowVersion",
     "ApiKey",
     "Base",
     "Communication",

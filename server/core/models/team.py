@@ -18,6 +18,8 @@ class Team(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    workflows_rev: Mapped[int] = mapped_column(default=0)
+    """Bumped on every workflow change, so each process knows when to reload its index."""
 
 
 class FieldDomain(IdMixin, TimestampMixin, Base):

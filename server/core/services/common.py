@@ -53,17 +53,20 @@ def check_phone(value: str | None, field: str = "phone") -> str | None:
 
 
 def aware(value: dt.datetime, scope: TeamScope) -> dt.datetime:
-    """An aware datetime; a naive one is read in the team's timezone."""
+    """An aware datetime in UTC; a naive one is read in the team's timezone."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=ZoneInfo(scope.team.timezone))
-    return value
+        value = value.replace(tzinfo=ZoneInfo(scope.team.timezone))
+    return value.astimezone(dt.UTC)
 
 
 def domains(scope: TeamScope) -> dict[str, list[Any]]:
     """The team's field domains, keyed by path (``deal.custom.proposal_type``)."""
     cache = scope.__dict__.setdefault("_domains", None)
     if cache is None:
-        rows = scope.session.scalars(scope.select(FieldDomain)).all()
+        # No autoflush: pending, not yet checked changes must reach the database only in
+        # flush() or commit(), where a broken unique constraint becomes a 409.
+        with scope.session.no_autoflush:
+            rows = scope.session.scalars(scope.select(FieldDomain)).all()
         cache = scope.__dict__["_domains"] = {row.path: list(row.values) for row in rows}
     return cache
 
@@ -154,7 +157,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         kind, _, number = raw.partition(":")
         if kind != "id":
             raise ValueError(raw)
-        return int(number)
+        last_id = int(number)
+        if not 0 <= last_id < 2**63:
+            raise ValueError(raw)
+        return last_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor: not a cursor this API handed out", field="cursor") from exc
 
@@ -184,3 +190,32 @@ def commit(scope: TeamScope, unique_field: str | None = None) -> None:
                 field=unique_field,
             ) from exc
         raise
+
+
+def flush(scope: TeamScope, unique_field: str | None = None) -> None:
+    """Flush the scope's session (to learn new ids) before :func:`commit`; a broken unique
+    constraint becomes a 409 naming the field there too."""
+    try:
+        scope.session.flush()
+    except IntegrityError as exc:
+        scope.session.rollback()
+        if unique_field and "unique" in str(exc.orig).lower():
+            raise Conflict(
+                f"{unique_field}: another record of this team already has this value",
+                field=unique_field,
+            ) from exc
+        raise
+
+
+def saved(
+    scope: TeamScope,
+    entity: str,
+    row: Any,
+    previous: dict[str, Any] | None,
+    op: str,
+    unique_field: str | None = None,
+) -> None:
+    """Finish a save: flush, let the engine run the team's workflows in this transaction, commit."""
+    flush(scope, unique_field)
+    scope.engine.record_saved(scope, entity, row, previous, op)
+    commit(scope, unique_field)

@@ -10,15 +10,16 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy import func, or_
 
 from server.core.models import Contact, Outreach
+from server.core.records import RecordType, register
 from server.core.scope import TeamScope
 from server.core.services.common import (
     Custom,
     aware,
     check_email,
     check_phone,
-    commit,
     fetch_page,
     merge_custom,
+    saved,
     set_fields,
 )
 
@@ -102,7 +103,7 @@ def create(scope: TeamScope, data: ContactIn) -> ContactOut:
         created_by_id=scope.actor.user_id,
     )
     scope.add(row)
-    commit(scope, unique_field="external_id")
+    saved(scope, "contact", row, None, "created", unique_field="external_id")
     return out(row)
 
 
@@ -112,6 +113,14 @@ def get(scope: TeamScope, contact_id: int) -> ContactOut:
 
 def update(scope: TeamScope, contact_id: int, patch: ContactPatch) -> ContactOut:
     row = scope.get(Contact, contact_id)
+    previous = RECORD.document(row)
+    apply(scope, row, patch)
+    saved(scope, "contact", row, previous, "updated", unique_field="external_id")
+    return out(row)
+
+
+def apply(scope: TeamScope, row: Contact, patch: ContactPatch) -> list[str]:
+    """Check and apply a partial change without committing; the changed field names."""
     if patch.outreach_id not in (UNSET, None):
         scope.get(Outreach, patch.outreach_id, field="outreach_id")
     if patch.email is not UNSET:
@@ -121,16 +130,20 @@ def update(scope: TeamScope, contact_id: int, patch: ContactPatch) -> ContactOut
     if patch.last_contacted_at not in (UNSET, None):
         # Set by hand (offline contact): taken as given, even if earlier than before.
         patch.last_contacted_at = aware(patch.last_contacted_at, scope)  # type: ignore[arg-type]
+    changed = []
     if patch.custom is not UNSET:
-        row.custom = merge_custom(scope, "contact", row.custom, patch.custom)
-    set_fields(row, patch, skip=("custom",))
-    commit(scope, unique_field="external_id")
-    return out(row)
+        custom = merge_custom(scope, "contact", row.custom, patch.custom)
+        if custom != row.custom:
+            row.custom = custom
+            changed.append("custom")
+    return changed + set_fields(row, patch, skip=("custom",))
 
 
 def delete(scope: TeamScope, contact_id: int) -> None:
-    scope.session.delete(scope.get(Contact, contact_id))
-    commit(scope)
+    row = scope.get(Contact, contact_id)
+    previous = RECORD.document(row)
+    scope.session.delete(row)
+    saved(scope, "contact", row, previous, "deleted")
 
 
 def list_(
@@ -152,12 +165,14 @@ def list_(
     if outreach_id is not None:
         stmt = stmt.where(Contact.outreach_id == outreach_id)
     if q:
-        pattern = f"%{q.lower()}%"
+        # q is matched literally: % and _ in it are not LIKE wildcards.
+        literal = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
         stmt = stmt.where(
             or_(
-                func.lower(Contact.name).like(pattern),
-                func.lower(Contact.email).like(pattern),
-                func.lower(Contact.company).like(pattern),
+                func.lower(Contact.name).like(pattern, escape="\\"),
+                func.lower(Contact.email).like(pattern, escape="\\"),
+                func.lower(Contact.company).like(pattern, escape="\\"),
             )
         )
     if contacted_before is not None:
@@ -169,3 +184,6 @@ def list_(
         )
     rows, next_cursor = fetch_page(scope, stmt, Contact, limit, cursor)
     return [out(r) for r in rows], next_cursor
+
+
+RECORD = register(RecordType("contact", Contact, out, ContactPatch, apply))

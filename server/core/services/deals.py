@@ -13,15 +13,16 @@ from msgspec import UNSET, UnsetType
 from server.core.errors import InvalidInput
 from server.core.models import Contact, Deal, Outreach, User, utcnow
 from server.core.models.deal import CLOSED_PROBABILITY
+from server.core.records import RecordType, register
 from server.core.scope import TeamScope
 from server.core.services.common import (
     Custom,
     check_in_domain,
-    commit,
     domains,
     fetch_page,
     merge_custom,
     money,
+    saved,
     set_fields,
     to_float,
 )
@@ -173,7 +174,7 @@ def create(scope: TeamScope, data: DealIn) -> DealOut:
     )
     _settle(scope, row)
     scope.add(row)
-    commit(scope, unique_field="external_id")
+    saved(scope, "deal", row, None, "created", unique_field="external_id")
     return out(row)
 
 
@@ -183,23 +184,36 @@ def get(scope: TeamScope, deal_id: int) -> DealOut:
 
 def update(scope: TeamScope, deal_id: int, patch: DealPatch) -> DealOut:
     row = scope.get(Deal, deal_id)
+    previous = RECORD.document(row)
+    apply(scope, row, patch)
+    saved(scope, "deal", row, previous, "updated", unique_field="external_id")
+    return out(row)
+
+
+def apply(scope: TeamScope, row: Deal, patch: DealPatch) -> list[str]:
+    """Check and apply a partial change without committing; the changed field names."""
     for name, model in (("contact_id", Contact), ("outreach_id", Outreach), ("owner_id", User)):
         value = getattr(patch, name)
         if value not in (UNSET, None):
             scope.get(model, value, field=name)
     if patch.amount is not UNSET:
         patch.amount = money(patch.amount, "amount")  # type: ignore[assignment]
+    changed = []
     if patch.custom is not UNSET:
-        row.custom = merge_custom(scope, "deal", row.custom, patch.custom)
-    set_fields(row, patch, skip=("custom",))
+        custom = merge_custom(scope, "deal", row.custom, patch.custom)
+        if custom != row.custom:
+            row.custom = custom
+            changed.append("custom")
+    changed += set_fields(row, patch, skip=("custom",))
     _settle(scope, row)
-    commit(scope, unique_field="external_id")
-    return out(row)
+    return changed
 
 
 def delete(scope: TeamScope, deal_id: int) -> None:
-    scope.session.delete(scope.get(Deal, deal_id))
-    commit(scope)
+    row = scope.get(Deal, deal_id)
+    previous = RECORD.document(row)
+    scope.session.delete(row)
+    saved(scope, "deal", row, previous, "deleted")
 
 
 def list_(
@@ -231,3 +245,6 @@ def list_(
         stmt = stmt.where(Deal.expected_close_date < close_to)
     rows, next_cursor = fetch_page(scope, stmt, Deal, limit, cursor)
     return [out(r) for r in rows], next_cursor
+
+
+RECORD = register(RecordType("deal", Deal, out, DealPatch, apply))

@@ -11,12 +11,14 @@ from msgspec import UNSET, UnsetType
 from server.core.errors import InvalidInput
 from server.core.models import Contact, Lead, LeadStageChange, User, utcnow
 from server.core.models.lead import TRANSITIONS
+from server.core.records import RecordType, register
 from server.core.scope import TeamScope
 from server.core.services.common import (
     Custom,
-    commit,
     fetch_page,
+    flush,
     merge_custom,
+    saved,
     set_fields,
 )
 
@@ -121,9 +123,9 @@ def create(scope: TeamScope, data: LeadIn) -> LeadOut:
         created_by_id=scope.actor.user_id,
     )
     scope.add(row)
-    scope.session.flush()
+    flush(scope, unique_field="external_id")
     _record_stage(scope, row, None, None)
-    commit(scope, unique_field="external_id")
+    saved(scope, "lead", row, None, "created", unique_field="external_id")
     return out(row)
 
 
@@ -146,6 +148,14 @@ def check_transition(old: str, new: str, reason: str | None) -> None:
 
 def update(scope: TeamScope, lead_id: int, patch: LeadPatch) -> LeadOut:
     row = scope.get(Lead, lead_id)
+    previous = RECORD.document(row)
+    apply(scope, row, patch)
+    saved(scope, "lead", row, previous, "updated", unique_field="external_id")
+    return out(row)
+
+
+def apply(scope: TeamScope, row: Lead, patch: LeadPatch) -> list[str]:
+    """Check and apply a partial change (a stage move included) without committing."""
     if patch.owner_id not in (UNSET, None):
         scope.get(User, patch.owner_id, field="owner_id")
     reason = patch.stage_reason if patch.stage_reason is not UNSET else None
@@ -154,13 +164,16 @@ def update(scope: TeamScope, lead_id: int, patch: LeadPatch) -> LeadOut:
         check_transition(old_stage, patch.stage, reason)
     elif reason is not None:
         raise InvalidInput("stage_reason: given without a stage change", field="stage_reason")
+    changed = []
     if patch.custom is not UNSET:
-        row.custom = merge_custom(scope, "lead", row.custom, patch.custom)
-    set_fields(row, patch, skip=("custom", "stage_reason"))
+        custom = merge_custom(scope, "lead", row.custom, patch.custom)
+        if custom != row.custom:
+            row.custom = custom
+            changed.append("custom")
+    changed += set_fields(row, patch, skip=("custom", "stage_reason"))
     if row.stage != old_stage:
         _record_stage(scope, row, old_stage, reason)
-    commit(scope, unique_field="external_id")
-    return out(row)
+    return changed
 
 
 def history(scope: TeamScope, lead_id: int) -> list[StageChangeOut]:
@@ -183,8 +196,10 @@ def history(scope: TeamScope, lead_id: int) -> list[StageChangeOut]:
 
 
 def delete(scope: TeamScope, lead_id: int) -> None:
-    scope.session.delete(scope.get(Lead, lead_id))
-    commit(scope)
+    row = scope.get(Lead, lead_id)
+    previous = RECORD.document(row)
+    scope.session.delete(row)
+    saved(scope, "lead", row, previous, "deleted")
 
 
 def list_(
@@ -209,3 +224,6 @@ def list_(
         stmt = stmt.where(Lead.score >= min_score)
     rows, next_cursor = fetch_page(scope, stmt, Lead, limit, cursor)
     return [out(r) for r in rows], next_cursor
+
+
+RECORD = register(RecordType("lead", Lead, out, LeadPatch, apply))

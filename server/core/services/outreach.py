@@ -10,14 +10,15 @@ from msgspec import UNSET, UnsetType
 
 from server.core.errors import InvalidInput
 from server.core.models import Outreach, OutreachType, User, utcnow
+from server.core.records import RecordType, register
 from server.core.scope import TeamScope
 from server.core.services.common import (
     aware,
     check_email,
     check_phone,
-    commit,
     fetch_page,
     money,
+    saved,
     set_fields,
     to_float,
 )
@@ -136,7 +137,7 @@ def create(scope: TeamScope, data: OutreachIn) -> OutreachOut:
     )
     _check(row)
     scope.add(row)
-    commit(scope)
+    saved(scope, "outreach", row, None, "created")
     return out(row)
 
 
@@ -146,6 +147,14 @@ def get(scope: TeamScope, outreach_id: int) -> OutreachOut:
 
 def update(scope: TeamScope, outreach_id: int, patch: OutreachPatch) -> OutreachOut:
     row = scope.get(Outreach, outreach_id)
+    previous = RECORD.document(row)
+    apply(scope, row, patch)
+    saved(scope, "outreach", row, previous, "updated")
+    return out(row)
+
+
+def apply(scope: TeamScope, row: Outreach, patch: OutreachPatch) -> list[str]:
+    """Check and apply a partial change without committing; the changed field names."""
     if patch.type is not UNSET:
         patch.type = type_code(patch.type)
     if patch.user_id is not UNSET:
@@ -154,15 +163,16 @@ def update(scope: TeamScope, outreach_id: int, patch: OutreachPatch) -> Outreach
         patch.occurred_at = aware(patch.occurred_at, scope)
     if patch.cost is not UNSET:
         patch.cost = money(patch.cost, "cost")  # type: ignore[assignment]
-    set_fields(row, patch)
+    changed = set_fields(row, patch)
     _check(row)
-    commit(scope)
-    return out(row)
+    return changed
 
 
 def delete(scope: TeamScope, outreach_id: int) -> None:
-    scope.session.delete(scope.get(Outreach, outreach_id))
-    commit(scope)
+    row = scope.get(Outreach, outreach_id)
+    previous = RECORD.document(row)
+    scope.session.delete(row)
+    saved(scope, "outreach", row, previous, "deleted")
 
 
 def list_(
@@ -190,3 +200,6 @@ def list_(
         stmt = stmt.where(Outreach.occurred_at < aware(occurred_to, scope))
     rows, next_cursor = fetch_page(scope, stmt, Outreach, limit, cursor)
     return [out(r) for r in rows], next_cursor
+
+
+RECORD = register(RecordType("outreach", Outreach, out, OutreachPatch, apply))

@@ -1,0 +1,203 @@
+"""Workflow definitions: the published JSON Schema and validation with JSON paths."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from server.core.expressions import ExpressionError, compile_expression
+from server.core.plugins import Registry
+from server.triggers import TRIGGERS
+
+ENTITIES = ("outreach", "contact", "communication", "deal", "lead")
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+BASE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Dealflow workflow",
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": ID_PATTERN, "description": "Unique within the team."},
+        "name": {"type": "string", "minLength": 1, "maxLength": 300},
+        "description": {"type": "string", "maxLength": 5000},
+        "entity": {"enum": list(ENTITIES), "description": "The record type the trigger watches."},
+        "enabled": {"type": "boolean", "description": "Default true."},
+        "group": {"type": "string", "pattern": ID_PATTERN},
+        "exclusive": {
+            "type": "boolean",
+            "description": "At most one workflow of the group may match.",
+        },
+        "exhaustive": {"type": "boolean", "description": "Every combination must be matched."},
+        "condition": {
+            "type": ["string", "null"],
+            "maxLength": 2000,
+            "description": "JMESPath over record, previous, changed, event, team, payload.",
+        },
+        "trigger": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string"}},
+        },
+        "actions": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string"}},
+            },
+        },
+    },
+    "required": ["id", "name", "entity", "trigger", "actions"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition: where (a JSON path) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _message(error: ValidationError) -> str:
+    """A short reason in the words a workflow author uses."""
+    if error.validator == "type":
+        kinds = (
+            error.validator_value
+            if isinstance(error.validator_value, list)
+            else [error.validator_value]
+        )
+        return "expected " + " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+    if error.validator == "required":
+        return error.message.replace(" is a required property", " is required")
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown property")
+    if error.validator in ("enum", "const"):
+        allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
+        return f"{error.instance!r} is not one of " + ", ".join(map(repr, allowed))
+    return error.message
+
+
+def _schema_problems(schema: Mapping[str, Any], instance: Any, prefix: str) -> list[Problem]:
+    validator = Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        if error.validator == "required":
+            missing = error.message.split("'")[1]
+            problems.append(Problem(f"{prefix}{_path(error)}.{missing}", "is required"))
+            continue
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set(error.schema.get("properties", {}))
+            for extra in sorted(set(error.instance) - allowed):
+                problems.append(Problem(f"{prefix}{_path(error)}.{extra}", "unknown property"))
+            continue
+        if error.validator == "anyOf" and error.context:
+            # e.g. field_update needs set or set_from: report the requirement, not both branches.
+            reasons = sorted({_message(e) for e in error.context})
+            problems.append(Problem(prefix + _path(error), " or ".join(reasons)))
+            continue
+        problems.append(Problem(prefix + _path(error), _message(error)))
+    return problems
+
+
+def _path(error: ValidationError) -> str:
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def validate(document: Any, registry: Registry) -> list[Problem]:
+    """Every problem with a workflow definition, each with its JSON path; empty when valid."""
+    problems = _schema_problems(BASE_SCHEMA, document, "$")
+    if not isinstance(document, dict):
+        return problems
+    entity = document.get("entity")
+    trigger = document.get("trigger")
+    if isinstance(trigger, dict) and isinstance(trigger.get("type"), str):
+        kind = TRIGGERS.get(trigger["type"])
+        if kind is None:
+            problems.append(
+                Problem(
+                    "$.trigger.type",
+                    f"unknown trigger type {trigger['type']!r} "
+                    f"(known: {', '.join(sorted(TRIGGERS))})",
+                )
+            )
+        else:
+            problems += _schema_problems(kind.schema(), trigger, "$.trigger")
+            if kind.entities is not None and entity in ENTITIES and entity not in kind.entities:
+                problems.append(
+                    Problem(
+                        "$.entity",
+                        f"a {kind.name} trigger watches "
+                        f"{' or '.join(kind.entities)} records, not {entity}",
+                    )
+                )
+            problems += [Problem(f"$.trigger.{p}", m) for p, m in kind.check(trigger, entity)]
+    condition = document.get("condition")
+    if isinstance(condition, str) and condition.strip():
+        try:
+            compile_expression(condition)
+        except ExpressionError as exc:
+            problems.append(Problem("$.condition", exc.message))
+    if document.get("exclusive") and not document.get("group"):
+        problems.append(Problem("$.exclusive", "an exclusive workflow needs a group"))
+    for index, action in enumerate(document.get("actions") or []):
+        if not isinstance(action, dict) or not isinstance(action.get("type"), str):
+            continue
+        at = f"$.actions[{index}]"
+        kind = registry.action(action["type"])
+        if kind is None:
+            problems.append(
+                Problem(
+                    f"{at}.type",
+                    f"unknown action type {action['type']!r} "
+                    f"(known: {', '.join(sorted(registry.actions))})",
+                )
+            )
+            continue
+        config = {k: v for k, v in action.items() if k != "type"}
+        found = _schema_problems(kind.config_schema, config, at)
+        if not found and kind.check is not None:
+            found = [Problem(f"{at}.{p}", m) for p, m in kind.check(config)]
+        problems += found
+    return problems
+
+
+def published_schema(registry: Registry) -> dict[str, Any]:
+    """The whole JSON Schema of a workflow document, with every trigger and action type."""
+    schema = {k: v for k, v in BASE_SCHEMA.items()}
+    properties = dict(schema["properties"])
+    properties["trigger"] = {"oneOf": [t.schema() for t in TRIGGERS.values()]}
+    action_schemas = []
+    for name, action in sorted(registry.actions.items()):
+        config = dict(action.config_schema)
+        config["properties"] = {"type": {"const": name}, **config.get("properties", {})}
+        config["required"] = ["type", *config.get("required", [])]
+        if action.description:
+            config["description"] = action.description
+        action_schemas.append(config)
+    properties["actions"] = {"type": "array", "maxItems": 50, "items": {"oneOf": action_schemas}}
+    schema["properties"] = properties
+    return schema

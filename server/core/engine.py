@@ -1,0 +1,343 @@
+"""The engine: for each change, match workflows, check conditions, apply actions, log the run."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.core.action import ActionContext, ActionError
+from server.core.change import Change, diff
+from server.core.conditions import evaluate
+from server.core.errors import DealflowError
+from server.core.matching import CompiledWorkflow, WorkflowIndex
+from server.core.models import ActionExecution, Event, Run, Team, utcnow
+from server.core.plugins import Registry
+from server.core.records import record_type
+from server.core.scope import TeamScope
+
+MAX_DEPTH = 5
+PENDING_KEY = "dealflow_pending_executions"
+
+
+@dataclass
+class Step:
+    """One link of a chain of workflow-made changes, for loop detection and its report."""
+
+    workflow: str
+    fields: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} set {', '.join(self.fields)}"
+
+
+@dataclass
+class Pending:
+    change: Change
+    row: Any
+    chain: tuple[Step, ...] = ()
+    parent_id: int | None = None
+
+
+@dataclass
+class RunReport:
+    """What one event's run did, as recorded in its ``Run`` row."""
+
+    status: str = "no_match"
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def team_document(team: Team) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "timezone": team.timezone,
+        "settings": team.settings or {},
+    }
+
+
+def context_document(change: Change, team: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """The document conditions and templates read."""
+    return {
+        "record": change.record,
+        "previous": change.previous,
+        "changed": change.changed,
+        "event": event,
+        "team": team,
+        "payload": change.payload,
+    }
+
+
+class WorkflowEngine:
+    """Runs a team's workflows on each change, inside the transaction of that change."""
+
+    def __init__(self, registry: Registry, settings: Any = None) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.index = WorkflowIndex(registry)
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def record_saved(
+        self, scope: TeamScope, entity: str, row: Any, previous: dict[str, Any] | None, op: str
+    ) -> None:
+        """Called by a service after it changed ``row`` (flushed, not committed)."""
+        rtype = record_type(entity)
+        record = None if op == "deleted" else rtype.document(row)
+        change = Change(
+            team_id=scope.team_id,
+            entity=entity,
+            op=op,  # type: ignore[arg-type]
+            record=record,
+            previous=previous,
+            changed=diff(previous, record),
+            user_id=scope.actor.user_id,
+        )
+        self.process(scope, change, None if op == "deleted" else row)
+
+    def process(self, scope: TeamScope, change: Change, row: Any = None) -> list[int]:
+        """Handle ``change`` and the changes its workflows make, breadth first; return run ids."""
+        team = scope.team
+        index = self.index.for_team(scope.session, team.id, team.workflows_rev)
+        team_doc = team_document(team)
+        queue = deque([Pending(change, row)])
+        run_ids = []
+        while queue:
+            item = queue.popleft()
+            run_ids.append(self._run(scope, index, team_doc, item, queue))
+        return run_ids
+
+    # --- one event ------------------------------------------------------------------------
+
+    def _run(
+        self,
+        scope: TeamScope,
+        index: Any,
+        team_doc: dict[str, Any],
+        item: Pending,
+        queue: deque[Pending],
+    ) -> int:
+        started = time.perf_counter()
+        change = item.change
+        event = Event(
+            entity=change.entity,
+            record_id=change.record_id,
+            op=change.op,
+            changed=change.changed,
+            record=change.record,
+            previous=change.previous,
+            payload=change.payload,
+            source=change.source,
+            depth=change.depth,
+            parent_id=item.parent_id,
+            user_id=change.user_id,
+        )
+        scope.add(event)
+        scope.session.flush()
+        event_doc = {
+            "id": event.id,
+            "op": change.op,
+            "entity": change.entity,
+            "record_id": change.record_id,
+            "source": change.source,
+            "depth": change.depth,
+            "user_id": change.user_id,
+        }
+        document = context_document(change, team_doc, event_doc)
+        report = RunReport()
+        matched = self._match(index.candidates(change), document, report)
+        run = Run(event_id=event.id, entity=change.entity, record_id=change.record_id, status="ok")
+        scope.add(run)
+        scope.session.flush()
+        before = change.record
+        steps = self._act(scope, matched, document, item, run, report)
+        if steps and item.row is not None:
+            after = record_type(change.entity).document(item.row)  # type: ignore[arg-type]
+            changed = diff(before, after)
+            if changed:
+                self._follow(item, before, after, changed, steps, event.id, queue, report)
+        run.status = report.status
+        run.matched = (
+            "," + ",".join(e["workflow"] for e in report.evaluations if e["matched"]) + ","
+        )
+        run.evaluations = report.evaluations
+        run.notes = report.notes
+        run.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        return run.id
+
+    def _match(
+        self, candidates: list[CompiledWorkflow], document: dict[str, Any], report: RunReport
+    ) -> list[tuple[CompiledWorkflow, dict[str, Any]]]:
+        matched = []
+        groups: dict[str, list[tuple[CompiledWorkflow, dict[str, Any]]]] = {}
+        for wf in candidates:
+            outcome = evaluate(wf.condition, document)
+            evaluation = {
+                "workflow": wf.key,
+                "version": wf.version,
+                **outcome.as_dict(),
+                "actions": [],
+            }
+            report.evaluations.append(evaluation)
+            if outcome.error:
+                report.status = "error"
+            if outcome.matched:
+                matched.append((wf, evaluation))
+                if wf.exclusive and wf.group:
+                    groups.setdefault(wf.group, []).append((wf, evaluation))
+        # Runtime guard: two matches in one exclusive group apply nothing of that group.
+        for group, hits in groups.items():
+            if len(hits) > 1:
+                keys = [wf.key for wf, _ in hits]
+                report.notes.append({"conflict": group, "workflows": keys})
+                report.status = "conflict"
+                for _, evaluation in hits:
+                    evaluation["conflict"] = [k for k in keys if k != evaluation["workflow"]]
+                matched = [(wf, ev) for wf, ev in matched if wf.group != group or not wf.exclusive]
+        if matched and report.status == "no_match":
+            report.status = "ok"
+        return matched
+
+    def _act(
+        self,
+        scope: TeamScope,
+        matched: list[tuple[CompiledWorkflow, dict[str, Any]]],
+        document: dict[str, Any],
+        item: Pending,
+        run: Run,
+        report: RunReport,
+    ) -> list[Step]:
+        steps: list[Step] = []
+        earlier = {step.workflow for step in item.chain}
+        for wf, evaluation in matched:
+            changed_here: list[str] = []
+            for index, action, config in wf.actions:
+                entry: dict[str, Any] = {"index": index, "type": action.name}
+                evaluation["actions"].append(entry)
+                context = ActionContext(
+                    team_id=scope.team_id,
+                    workflow_id=wf.key,
+                    workflow_version=wf.version,
+                    action_index=index,
+                    document=document,
+                    idempotency_key=f"{run.event_id}:{wf.key}:{wf.version}:{index}",
+                    settings=self.settings,
+                    template_filters=self.registry.template_filters,
+                )
+                if action.kind == "side_effect":
+                    entry.update(
+                        status="queued",
+                        execution_id=self._queue(scope, run, context, action.name, config),
+                    )
+                    continue
+                if item.row is None:
+                    entry.update(status="skipped", error="the record was deleted")
+                    continue
+                started = time.perf_counter()
+                try:
+                    changes = action.execute(config, context)
+                    if wf.key in earlier and self._would_change(item, changes):
+                        chain = " → ".join(map(str, item.chain)) + f" → {wf.key} …"
+                        entry.update(status="skipped", error=f"loop: {chain}")
+                        report.notes.append({"loop": [str(s) for s in item.chain] + [wf.key]})
+                        report.status = "loop"
+                        continue
+                    fields = record_type(item.change.entity).apply_changes(
+                        scope, item.row, dict(changes)
+                    )  # type: ignore[arg-type]
+                    document["record"] = record_type(item.change.entity).document(item.row)  # type: ignore[arg-type]
+                    changed_here += fields
+                    entry.update(status="ok", result={"changes": changes})
+                except (ActionError, DealflowError) as exc:
+                    entry.update(status="error", error=getattr(exc, "message", str(exc)))
+                    report.status = "error"
+                entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            if changed_here:
+                steps.append(Step(wf.key, tuple(dict.fromkeys(changed_here))))
+        return steps
+
+    @staticmethod
+    def _would_change(item: Pending, changes: dict[str, Any]) -> bool:
+        record = item.change.record or {}
+        for name, value in changes.items():
+            current = (
+                (record.get("custom") or {}).get(name[7:])
+                if name.startswith("custom.")
+                else record.get(name)
+            )
+            if current != value:
+                return True
+        return False
+
+    def _follow(
+        self,
+        item: Pending,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+        changed: list[str],
+        steps: list[Step],
+        event_id: int,
+        queue: deque[Pending],
+        report: RunReport,
+    ) -> None:
+        change = item.change
+        if change.depth + 1 > MAX_DEPTH:
+            report.notes.append({"depth_limit": MAX_DEPTH, "not_followed": changed})
+            return
+        follow = Change(
+            team_id=change.team_id,
+            entity=change.entity,
+            op="updated",
+            record=after,
+            previous=before,
+            changed=changed,
+            source="workflow",
+            depth=change.depth + 1,
+            user_id=change.user_id,
+        )
+        queue.append(Pending(follow, item.row, item.chain + tuple(steps), event_id))
+
+    # --- side effects ---------------------------------------------------------------------
+
+    def _queue(
+        self, scope: TeamScope, run: Run, context: ActionContext, name: str, config: dict[str, Any]
+    ) -> int:
+        execution = ActionExecution(
+            run_id=run.id,
+            event_id=run.event_id,
+            workflow_key=context.workflow_id,
+            workflow_version=context.workflow_version,
+            action_index=context.action_index,
+            action_type=name,
+            idempotency_key=context.idempotency_key,
+            config=config,
+            document=dict(context.document),
+            status="pending",
+            next_attempt_at=utcnow(),
+        )
+        scope.add(execution)
+        scope.session.flush()
+        scope.session.info.setdefault(PENDING_KEY, []).append(execution.id)
+        return execution.id
+
+
+def hand_over_after_commit(factory: sessionmaker[Session], submit: Any) -> None:
+    """After each commit, hand the side-effect executions it wrote to ``submit``."""
+
+    def after_commit(session: Session) -> None:
+        pending = session.info.pop(PENDING_KEY, None)
+        if pending:
+            submit(pending)
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop(PENDING_KEY, None)
+
+    sa_event.listen(factory, "after_commit", after_commit)
+    sa_event.listen(
+        factory, "after_soft_rollback", lambda session, previous: after_rollback(session)
+    )

@@ -1,0 +1,113 @@
+"""Matching: which workflow versions listen to an event, from a per-team index."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core.action import Action
+from server.core.change import Change
+from server.core.models import Workflow
+from server.core.plugins import Registry
+from server.triggers import TRIGGERS, Trigger
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    """A workflow version ready to run: trigger, condition and resolved action types."""
+
+    key: str
+    version: int
+    entity: str | None
+    trigger: Trigger
+    trigger_config: Mapping[str, Any]
+    condition: str | None
+    actions: tuple[tuple[int, Action, dict[str, Any]], ...]
+    group: str | None = None
+    exclusive: bool = False
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+
+def compile_workflow(
+    document: Mapping[str, Any], version: int, registry: Registry
+) -> CompiledWorkflow:
+    """A validated definition turned into what the engine runs."""
+    trigger = dict(document["trigger"])
+    actions = []
+    for index, action in enumerate(document.get("actions", [])):
+        kind = registry.action(action["type"])
+        if kind is None:
+            raise LookupError(
+                f"action type {action['type']!r} is not registered (plugin disabled?)"
+            )
+        actions.append((index, kind, {k: v for k, v in action.items() if k != "type"}))
+    return CompiledWorkflow(
+        key=document["id"],
+        version=version,
+        entity=document.get("entity"),
+        trigger=TRIGGERS[trigger["type"]],
+        trigger_config=trigger,
+        condition=document.get("condition") or None,
+        actions=tuple(actions),
+        group=document.get("group"),
+        exclusive=bool(document.get("exclusive")),
+        document=document,
+    )
+
+
+class TeamIndex:
+    """A team's enabled workflows by (entity, trigger type)."""
+
+    def __init__(self, rev: int, workflows: list[CompiledWorkflow], broken: dict[str, str]) -> None:
+        self.rev = rev
+        self.broken = broken
+        self.by_key: dict[tuple[str | None, str], list[CompiledWorkflow]] = defaultdict(list)
+        for wf in workflows:
+            self.by_key[(wf.entity, wf.trigger.name)].append(wf)
+        self.trigger_types = {t for _, t in self.by_key}
+
+    def candidates(self, change: Change) -> list[CompiledWorkflow]:
+        """Workflows of this change's entity whose trigger fires on it, in key order."""
+        out: list[CompiledWorkflow] = []
+        for name in self.trigger_types:
+            trigger = TRIGGERS[name]
+            listening = self.by_key.get((change.entity, name))
+            if not listening or not trigger.relevant(change):
+                continue
+            out += [wf for wf in listening if trigger.fires(wf.trigger_config, change)]
+        return sorted(out, key=lambda wf: wf.key)
+
+
+class WorkflowIndex:
+    """The per-process cache of team indexes, reloaded when a team's workflow revision moves."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._teams: dict[int, TeamIndex] = {}
+        self._lock = threading.Lock()
+
+    def for_team(self, session: Session, team_id: int, rev: int) -> TeamIndex:
+        index = self._teams.get(team_id)
+        if index is not None and index.rev == rev:
+            return index
+        rows = session.execute(
+            select(Workflow.key, Workflow.version, Workflow.document).where(
+                Workflow.team_id == team_id, Workflow.enabled.is_(True)
+            )
+        ).all()
+        compiled, broken = [], {}
+        for key, version, document in rows:
+            try:
+                compiled.append(compile_workflow(document, version, self.registry))
+            except (LookupError, KeyError) as exc:
+                broken[key] = str(exc)
+        index = TeamIndex(rev, compiled, broken)
+        with self._lock:
+            self._teams[team_id] = index
+        return index

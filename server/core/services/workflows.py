@@ -1,0 +1,189 @@
+"""The workflow store: validated saves, kept versions, enable/disable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from sqlalchemy import update
+
+from server.core.definitions import validate
+from server.core.errors import InvalidInput, InvalidWorkflow, NotFound
+from server.core.models import Team, Workflow, WorkflowVersion
+from server.core.scope import TeamScope
+from server.core.services.common import commit
+
+
+class WorkflowOut(msgspec.Struct):
+    """A stored workflow: its current definition and state."""
+
+    id: str
+    name: str
+    entity: str | None
+    trigger_type: str
+    group: str | None
+    enabled: bool
+    version: int
+    document: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class VersionOut(msgspec.Struct):
+    """One saved version of a workflow."""
+
+    version: int
+    document: dict[str, Any]
+    created_by_id: int | None
+    created_at: dt.datetime
+
+
+def out(row: Workflow) -> WorkflowOut:
+    return WorkflowOut(
+        id=row.key,
+        name=row.document.get("name", row.key),
+        entity=row.entity,
+        trigger_type=row.trigger_type,
+        group=row.group,
+        enabled=row.enabled,
+        version=row.version,
+        document=row.document,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def check(scope: TeamScope, document: Any) -> None:
+    """Raise :class:`InvalidWorkflow` listing every problem of ``document``."""
+    problems = validate(document, scope.engine.registry)
+    if problems:
+        raise InvalidWorkflow([(p.path, p.message) for p in problems])
+
+
+def _bump(scope: TeamScope) -> None:
+    """Tell every process's index that this team's workflows changed."""
+    scope.session.execute(
+        update(Team).where(Team.id == scope.team_id).values(workflows_rev=Team.workflows_rev + 1)
+    )
+    scope.session.expire(scope.team, ["workflows_rev"])
+
+
+def _find(scope: TeamScope, key: str) -> Workflow | None:
+    return scope.session.scalar(scope.select(Workflow).where(Workflow.key == key))
+
+
+def get_row(scope: TeamScope, key: str) -> Workflow:
+    row = _find(scope, key)
+    if row is None:
+        raise NotFound("workflow", key)
+    return row
+
+
+def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[WorkflowOut, bool]:
+    """Create or update a workflow; each changed definition becomes a new version.
+
+    Returns the workflow and whether it was created. Saving an identical definition again
+    keeps the current version.
+    """
+    if key is not None and isinstance(document, dict):
+        document.setdefault("id", key)
+        if document["id"] != key:
+            raise InvalidInput(
+                f"$.id: {document['id']!r} does not match the URL's {key!r}", field="$.id"
+            )
+    check(scope, document)
+    row = _find(scope, document["id"])
+    created = row is None
+    enabled = bool(document.get("enabled", True))
+    if row is None:
+        row = scope.add(
+            Workflow(
+                key=document["id"],
+                version=1,
+                enabled=enabled,
+                document=document,
+                entity=document.get("entity"),
+                trigger_type=document["trigger"]["type"],
+                group=document.get("group"),
+            )
+        )
+        scope.session.flush()
+    elif row.document == document:
+        return out(row), False
+    else:
+        row.version += 1
+        row.document = document
+        row.enabled = enabled
+        row.entity = document.get("entity")
+        row.trigger_type = document["trigger"]["type"]
+        row.group = document.get("group")
+    scope.add(
+        WorkflowVersion(
+            workflow_id=row.id,
+            version=row.version,
+            document=document,
+            created_by_id=scope.actor.user_id,
+        )
+    )
+    _bump(scope)
+    commit(scope)
+    return out(row), created
+
+
+def set_enabled(scope: TeamScope, key: str, enabled: bool) -> WorkflowOut:
+    row = get_row(scope, key)
+    if row.enabled != enabled:
+        row.enabled = enabled
+        _bump(scope)
+        commit(scope)
+    return out(row)
+
+
+def delete(scope: TeamScope, key: str) -> None:
+    scope.session.delete(get_row(scope, key))
+    _bump(scope)
+    commit(scope)
+
+
+def get(scope: TeamScope, key: str) -> WorkflowOut:
+    return out(get_row(scope, key))
+
+
+def list_(
+    scope: TeamScope,
+    *,
+    entity: str | None = None,
+    group: str | None = None,
+    enabled: bool | None = None,
+) -> list[WorkflowOut]:
+    stmt = scope.select(Workflow).order_by(Workflow.key)
+    if entity is not None:
+        stmt = stmt.where(Workflow.entity == entity)
+    if group is not None:
+        stmt = stmt.where(Workflow.group == group)
+    if enabled is not None:
+        stmt = stmt.where(Workflow.enabled.is_(enabled))
+    return [out(r) for r in scope.session.scalars(stmt)]
+
+
+def versions(scope: TeamScope, key: str) -> list[VersionOut]:
+    row = get_row(scope, key)
+    rows = scope.session.scalars(
+        scope.select(WorkflowVersion)
+        .where(WorkflowVersion.workflow_id == row.id)
+        .order_by(WorkflowVersion.version)
+    )
+    return [VersionOut(r.version, r.document, r.created_by_id, r.created_at) for r in rows]
+
+
+def version(scope: TeamScope, key: str, number: int) -> VersionOut:
+    row = get_row(scope, key)
+    found = scope.session.scalar(
+        scope.select(WorkflowVersion).where(
+            WorkflowVersion.workflow_id == row.id, WorkflowVersion.version == number
+        )
+    )
+    if found is None:
+        raise NotFound("workflow version", f"{key}@{number}")
+    return VersionOut(found.version, found.document, found.created_by_id, found.created_at)

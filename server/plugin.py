@@ -1,0 +1,13 @@
+"""The public plugin API: everything a third-party plugin imports, from one module."""
+
+from __future__ import annotations
+
+import pluggy
+
+from server.core import hookspecs
+from server.core.action import Action, ActionContext, ActionError, ActionKind
+
+hookimpl = pluggy.HookimplMarker("dealflow")
+"""Decorate a plugin's hook implementations with this."""
+
+__all__ = ["Action", "ActionContext", "ActionError", "ActionKind", "hookimpl", "hookspecs"]
