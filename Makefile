@@ -28,7 +28,7 @@ services:
 	scripts/ensure-services
 
 test: $(VENV)/.installed-test services
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 clean:
 	rm -rf $(VENV) dealflow.db dealflow.db-wal dealflow.db-shm

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     runtime = build_runtime(settings, engine)
     app = Litestar(
         route_handlers=[api_router(), healthz],
-        on_startup=[lambda: runtime.runner.recover()],
+        on_startup=[runtime.start],
         on_shutdown=[runtime.close],
         middleware=[
             DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,43 +64,51 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, copied for each test instead of migrating again."""
-    path = tmp_path_factory.mktemp("template") / "dealflow.db"
+def _migrated_sqlite(directory: Path) -> str:
+    path = directory / "dealflow.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
-    return path
+    return f"sqlite:///{path}"
 
 
-def _truncate(engine: Engine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty, migrated database: each test runs once on SQLite and once on PostgreSQL."""
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database per backend for the whole session; tests empty it before they run."""
     if request.param == "sqlite":
-        path = tmp_path / "dealflow.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
-    url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    _truncate(engine)
+        return _migrated_sqlite(tmp_path_factory.mktemp("sqlite"))
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def shared_engine(database: str) -> Iterator[Engine]:
+    engine = make_engine(database)
+    yield engine
     engine.dispose()
-    return url
+
+
+def _empty(engine: Engine) -> None:
+    """Delete every row (ids restart at 1 on both backends)."""
+    tables = Base.metadata.sorted_tables
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(tables):
+                conn.execute(table.delete())
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
+def db_url(database: str, shared_engine: Engine) -> str:
+    """The URL of an empty, migrated database: each test runs once on SQLite and once on PostgreSQL."""
+    _empty(shared_engine)
+    return database
+
+
+@pytest.fixture
+def engine(db_url: str, shared_engine: Engine) -> Engine:
+    return shared_engine
 
 
 @dataclass

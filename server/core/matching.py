@@ -92,6 +92,11 @@ class WorkflowIndex:
         self._teams: dict[int, TeamIndex] = {}
         self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        """Forget every cached team index."""
+        with self._lock:
+            self._teams.clear()
+
     def for_team(self, session: Session, team_id: int, rev: int) -> TeamIndex:
         index = self._teams.get(team_id)
         if index is not None and index.rev == rev:

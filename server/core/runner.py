@@ -51,17 +51,27 @@ class InProcessRunner:
         self.registry = registry
         self.settings = settings
         self.backoff_base = backoff_base
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dealflow-action")
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self._futures: set[Future[None]] = set()
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
-        self._closed = False
+        self._closed = True
+        self.start()
+
+    def start(self) -> None:
+        """Accept work (again, after :meth:`close`)."""
+        with self._lock:
+            if self._closed:
+                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="dealflow-action")
+                self._closed = False
 
     def submit(self, execution_ids: Iterable[int]) -> None:
-        """Run these executions soon (called after the commit that wrote them)."""
+        """Run these executions soon (called after the commit that wrote them). While closed,
+        nothing is lost: the rows stay pending and :meth:`recover` takes them up."""
         for execution_id in execution_ids:
             with self._lock:
-                if self._closed:
+                if self._closed or self._pool is None:
                     return
                 future = self._pool.submit(self.run_one, execution_id)
                 self._futures.add(future)
@@ -93,11 +103,15 @@ class InProcessRunner:
         return False
 
     def close(self) -> None:
+        """Stop taking work and wait for what is running; scheduled retries stay in the database."""
         with self._lock:
             self._closed = True
             for timer in self._timers:
                 timer.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=False)
+            self._timers.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=False)
 
     def _retry_later(self, execution_id: int, delay: float) -> None:
         timer = threading.Timer(delay, lambda: self.submit([execution_id]))

@@ -26,6 +26,11 @@ class Runtime:
     engine: WorkflowEngine
     runner: InProcessRunner
 
+    def start(self) -> None:
+        """Start the runner and take up executions left pending by an earlier process."""
+        self.runner.start()
+        self.runner.recover()
+
     def close(self) -> None:
         self.runner.close()
 

@@ -13,9 +13,19 @@ from server.app import create_app
 from server.settings import Settings
 
 
+@pytest.fixture(scope="session")
+def shared_app(database: str, shared_engine: Engine) -> Litestar:
+    """One app per backend: building it is the slow part of a test's set-up."""
+    return create_app(Settings(database_url=database, max_body_size=64 * 1024), engine=shared_engine)
+
+
 @pytest.fixture
-def app(engine: Engine, db_url: str) -> Litestar:
-    return create_app(Settings(database_url=db_url, max_body_size=64 * 1024), engine=engine)
+def app(shared_app: Litestar, db_url: str) -> Iterator[Litestar]:
+    runtime = shared_app.state.runtime
+    runtime.engine.index.clear()  # ids restart with the emptied database
+    yield shared_app
+    # Side effects still running must not touch the next test's rows.
+    assert runtime.runner.join(10), "side-effect executions still running after 10 s"
 
 
 @pytest.fixture
