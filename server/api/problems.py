@@ -49,6 +49,8 @@ def _field_of(item: dict[str, Any]) -> str:
         return named.group(1)
     if named:
         return f"{key}.{named.group(1)}"
+    if key == "data" and item.get("source") == "body":
+        return "body"
     return key.replace("[...]", "")
 
 
@@ -56,6 +58,9 @@ def from_validation(exc: ValidationException) -> ProblemDetailsException:
     """Body, query and path validation errors: 422 for well-formed JSON with bad fields,
     400 for a body that is not JSON at all."""
     items = exc.extra if isinstance(exc.extra, list) else []
+    if any(i.get("key") == "data" and i.get("message") == "'data'" for i in items if isinstance(i, dict)):
+        # Litestar's way of saying the body was missing altogether.
+        return _problem(400, "malformed", "Malformed request", "the request needs a JSON body")
     errors = [
         {
             "field": _field_of(item),

@@ -111,6 +111,19 @@ def test_malformed_json_is_400(api, raw: bytes) -> None:
     assert deals(api) == []
 
 
+def test_empty_body_is_400_asking_for_json(api) -> None:
+    resp = api.post(f"{API}/deals", content=b"", headers={"Content-Type": "application/json"})
+    body = assert_problem(resp, 400)
+    assert "JSON body" in body["detail"]
+    assert deals(api) == []
+
+
+@pytest.mark.parametrize("raw", [b"[1]", b"null", b'"deal"'])
+def test_body_that_is_not_an_object_is_422_naming_the_body(api, raw: bytes) -> None:
+    resp = api.post(f"{API}/deals", content=raw, headers={"Content-Type": "application/json"})
+    assert_problem(resp, 422, field="body")
+
+
 # --- body size -------------------------------------------------------------------------------
 
 
