@@ -22,6 +22,7 @@ from server.core.scope import TeamScope
 
 MAX_DEPTH = 5
 PENDING_KEY = "dealflow_pending_executions"
+EVENTS_KEY = "dealflow_committed_events"
 
 
 @dataclass
@@ -80,6 +81,8 @@ class WorkflowEngine:
         self.registry = registry
         self.settings = settings
         self.index = WorkflowIndex(registry)
+        # Only keep event documents for after-commit hooks when some plugin listens.
+        self.event_listeners = bool(registry.pm.hook.dealflow_event.get_hookimpls())
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -149,6 +152,8 @@ class WorkflowEngine:
             "user_id": change.user_id,
         }
         document = context_document(change, team_doc, event_doc)
+        if self.event_listeners:
+            scope.session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
         matched = self._match(index.candidates(change), document, report)
         run = Run(event_id=event.id, entity=change.entity, record_id=change.record_id, status="ok")
@@ -247,11 +252,12 @@ class WorkflowEngine:
                         report.notes.append({"loop": [str(s) for s in item.chain] + [wf.key]})
                         report.status = "loop"
                         continue
-                    fields = record_type(item.change.entity).apply_changes(
-                        scope, item.row, dict(changes)
-                    )  # type: ignore[arg-type]
-                    document["record"] = record_type(item.change.entity).document(item.row)  # type: ignore[arg-type]
-                    changed_here += fields
+                    rtype = record_type(item.change.entity)  # type: ignore[arg-type]
+                    rtype.apply_changes(scope, item.row, dict(changes))
+                    after = rtype.document(item.row)
+                    # Field names as conditions see them (custom.x, not custom), for the chain.
+                    changed_here += diff(document["record"], after)
+                    document["record"] = after
                     entry.update(status="ok", result={"changes": changes})
                 except (ActionError, DealflowError) as exc:
                     entry.update(status="error", error=getattr(exc, "message", str(exc)))
@@ -326,16 +332,21 @@ class WorkflowEngine:
         return execution.id
 
 
-def hand_over_after_commit(factory: sessionmaker[Session], submit: Any) -> None:
-    """After each commit, hand the side-effect executions it wrote to ``submit``."""
+def hand_over_after_commit(factory: sessionmaker[Session], submit: Any, notify: Any = None) -> None:
+    """After each commit, hand the side-effect executions it wrote to ``submit`` and its
+    events to ``notify`` (for the ``dealflow_event`` hook)."""
 
     def after_commit(session: Session) -> None:
         pending = session.info.pop(PENDING_KEY, None)
         if pending:
             submit(pending)
+        events = session.info.pop(EVENTS_KEY, None)
+        if events and notify is not None:
+            notify(events)
 
     def after_rollback(session: Session) -> None:
         session.info.pop(PENDING_KEY, None)
+        session.info.pop(EVENTS_KEY, None)
 
     sa_event.listen(factory, "after_commit", after_commit)
     sa_event.listen(

@@ -51,9 +51,11 @@ def dealflow_template_filters() -> Mapping[str, Callable[..., Any]]:
 
 @hookspec
 def dealflow_event(event: Mapping[str, Any], team_id: int) -> None:
-    """Called for each event after the change that caused it committed.
+    """Called for each event after the change that caused it committed, off the request path.
 
-    ``event`` is the event document a condition sees as ``event`` plus ``record`` (after the
-    change), ``previous`` and ``changed``. The return value is ignored; an exception is logged
-    and does not stop other plugins or the event's workflows.
+    ``event`` is the document a workflow condition reads: ``record`` (after the change),
+    ``previous`` (before it, or None), ``changed`` (field names), ``event`` (id, op, entity,
+    record_id, source, depth, user_id), ``team`` and ``payload``. ``team_id`` is the event's
+    team. The return value is ignored; an exception is logged and does not stop other
+    plugins or the event's workflows.
     """

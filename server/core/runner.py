@@ -77,6 +77,25 @@ class InProcessRunner:
                 self._futures.add(future)
             future.add_done_callback(self._futures.discard)
 
+    def notify(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        """Call every plugin's ``dealflow_event`` hook for committed events, off the request."""
+        with self._lock:
+            if self._closed or self._pool is None:
+                return
+            future = self._pool.submit(self._call_event_hooks, events)
+            self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+
+    def _call_event_hooks(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        impls = self.registry.pm.hook.dealflow_event.get_hookimpls()
+        for team_id, document in events:
+            for impl in impls:
+                # Each plugin in its own try: one broken plugin does not stop the others.
+                try:
+                    impl.function(event=document, team_id=team_id)
+                except Exception:  # noqa: BLE001
+                    log.exception("plugin %s failed in dealflow_event", impl.plugin_name)
+
     def recover(self) -> int:
         """Submit every execution that is pending, or failed and due; return how many."""
         with self.factory() as session:

@@ -45,7 +45,7 @@ def build_runtime(
     registry.pm.hook.dealflow_startup(settings=settings)
     engine = WorkflowEngine(registry, settings)
     runner = InProcessRunner(sessions, registry, settings, backoff_base=backoff_base)
-    hand_over_after_commit(sessions, runner.submit)
+    hand_over_after_commit(sessions, runner.submit, runner.notify)
     return Runtime(settings, db, sessions, registry, engine, runner)
 
 
