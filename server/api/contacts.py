@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from server.api.pages import Cursor, Limit, Page, page
+from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import communications, contacts
 from server.core.services.communications import (
@@ -36,7 +36,7 @@ class ContactController(Controller):
         cursor: Cursor = None,
         email: FromQuery[str | None] = None,
         company: FromQuery[str | None] = None,
-        outreach_id: FromQuery[int | None] = None,
+        outreach_id: IdFilter = None,
         q: Annotated[
             str | None, QueryParameter(description="Part of the name, email or company.")
         ] = None,

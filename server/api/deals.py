@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from server.api.pages import Cursor, Limit, Page, page
+from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import deals as service
 from server.core.services.deals import DealIn, DealOut, DealPatch
@@ -31,9 +31,9 @@ class DealController(Controller):
         cursor: Cursor = None,
         stage: FromQuery[str | None] = None,
         status: FromQuery[Literal["open", "won", "lost", "cancelled"] | None] = None,
-        contact_id: FromQuery[int | None] = None,
-        owner_id: FromQuery[int | None] = None,
-        outreach_id: FromQuery[int | None] = None,
+        contact_id: IdFilter = None,
+        owner_id: IdFilter = None,
+        outreach_id: IdFilter = None,
         close_from: FromQuery[dt.date | None] = None,
         close_to: FromQuery[dt.date | None] = None,
     ) -> Page[DealOut]:

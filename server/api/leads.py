@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from server.api.pages import Cursor, Limit, Page, page
+from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import leads as service
 from server.core.services.leads import LeadIn, LeadOut, LeadPatch, StageChangeOut
@@ -31,9 +31,9 @@ class LeadController(Controller):
         stage: FromQuery[
             Literal["lead", "mql", "sal", "opportunity", "customer", "recycled"] | None
         ] = None,
-        owner_id: FromQuery[int | None] = None,
-        contact_id: FromQuery[int | None] = None,
-        min_score: FromQuery[int | None] = None,
+        owner_id: IdFilter = None,
+        contact_id: IdFilter = None,
+        min_score: Annotated[int | None, QueryParameter(ge=-1_000_000, le=1_000_000)] = None,
     ) -> Page[LeadOut]:
         return page(
             *service.list_(

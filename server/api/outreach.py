@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from server.api.pages import Cursor, Limit, Page, page
+from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import outreach as service
 from server.core.services.outreach import OutreachIn, OutreachOut, OutreachPatch
@@ -30,7 +30,7 @@ class OutreachController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
         type: Annotated[str | None, QueryParameter(description="Type code (1–5) or name.")] = None,
-        user_id: FromQuery[int | None] = None,
+        user_id: IdFilter = None,
         occurred_from: FromQuery[dt.datetime | None] = None,
         occurred_to: FromQuery[dt.datetime | None] = None,
     ) -> Page[OutreachOut]:

@@ -16,6 +16,12 @@ Cursor = Annotated[
 ]
 
 
+IdFilter = Annotated[
+    int | None, QueryParameter(ge=1, le=2**63 - 1, description="Only records referencing this id.")
+]
+"""An id to filter by; out-of-range ids are refused like any invalid parameter."""
+
+
 class Page(msgspec.Struct, Generic[T]):
     """One page of a list, in id order. ``next_cursor`` is null on the last page."""
 

@@ -58,7 +58,11 @@ def from_validation(exc: ValidationException) -> ProblemDetailsException:
     """Body, query and path validation errors: 422 for well-formed JSON with bad fields,
     400 for a body that is not JSON at all."""
     items = exc.extra if isinstance(exc.extra, list) else []
-    if any(i.get("key") == "data" and i.get("message") == "'data'" for i in items if isinstance(i, dict)):
+    if any(
+        i.get("key") == "data" and i.get("message") == "'data'"
+        for i in items
+        if isinstance(i, dict)
+    ):
         # Litestar's way of saying the body was missing altogether.
         return _problem(400, "malformed", "Malformed request", "the request needs a JSON body")
     errors = [

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from server.api.pages import Cursor, Limit, Page, page
+from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import runs as service
 from server.core.services.runs import RunOut
@@ -25,7 +25,7 @@ class RunController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
         entity: FromQuery[str | None] = None,
-        record_id: FromQuery[int | None] = None,
+        record_id: IdFilter = None,
         workflow: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
         since: FromQuery[dt.datetime | None] = None,

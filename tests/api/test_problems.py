@@ -97,6 +97,16 @@ def test_rule_broken_by_a_well_formed_body_names_the_field(api) -> None:
     assert body["type"] == "urn:dealflow:problem:invalid-input"
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["deals?contact_id=99999999999999999999", "deals?owner_id=0", "contacts?outreach_id=-1",
+     "outreach?user_id=99999999999999999999", "leads?min_score=99999999999999999999"],
+)
+def test_out_of_range_id_filter_is_422_naming_it(api, query: str) -> None:
+    resp = api.get(f"{API}/{query}")
+    assert_problem(resp, 422, field=query.split("?")[1].split("=")[0])
+
+
 def test_bad_query_parameter_names_it(api) -> None:
     resp = api.get(f"{API}/deals?limit=0")
     body = assert_problem(resp, 422, field="limit")
