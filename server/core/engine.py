@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.action import ActionContext, ActionError
 from server.core.change import Change, diff
-from server.core.conditions import evaluate
+from server.core.conditions import Outcome, evaluate
 from server.core.errors import DealflowError
-from server.core.matching import CompiledWorkflow, WorkflowIndex
+from server.core.matching import CompiledGroup, CompiledWorkflow, WorkflowIndex
 from server.core.models import ActionExecution, Event, Run, Team, utcnow
 from server.core.plugins import Registry
 from server.core.records import record_type
@@ -155,7 +156,7 @@ class WorkflowEngine:
         if self.event_listeners:
             scope.session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
-        matched = self._match(index.candidates(change), document, report)
+        matched = self._match(index.candidates(change), document, report, index.groups)
         run = Run(event_id=event.id, entity=change.entity, record_id=change.record_id, status="ok")
         scope.add(run)
         scope.session.flush()
@@ -176,12 +177,27 @@ class WorkflowEngine:
         return run.id
 
     def _match(
-        self, candidates: list[CompiledWorkflow], document: dict[str, Any], report: RunReport
+        self,
+        candidates: list[CompiledWorkflow],
+        document: dict[str, Any],
+        report: RunReport,
+        compiled: Mapping[str, CompiledGroup] | None = None,
     ) -> list[tuple[CompiledWorkflow, dict[str, Any]]]:
         matched = []
         groups: dict[str, list[tuple[CompiledWorkflow, dict[str, Any]]]] = {}
+        assigned: dict[str, str | None] = {}
         for wf in candidates:
-            outcome = evaluate(wf.condition, document)
+            table = compiled.get(wf.group) if compiled and wf.exclusive and wf.group else None
+            if table is not None and wf.group not in assigned:
+                assigned[wf.group] = table.lookup(document["record"])  # type: ignore[index]
+            owner = assigned.get(wf.group) if table is not None else None
+            if owner is not None:
+                # A proven group: one dict lookup instead of a condition per workflow.
+                outcome = Outcome(matched=owner == wf.key) if owner == wf.key else Outcome(
+                    matched=False, failed_part=f"the group's table assigns this combination to {owner}"
+                )
+            else:
+                outcome = evaluate(wf.condition, document)
             evaluation = {
                 "workflow": wf.key,
                 "version": wf.version,

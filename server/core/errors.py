@@ -74,3 +74,14 @@ class InvalidWorkflow(InvalidInput):
             field=errors[0]["field"] if errors else None,
             errors=errors,
         )
+
+
+class GroupConflict(Conflict):
+    """Raised when a workflow save would make an exclusive group overlap; ``report`` is the
+    validator's report of the group as it would be."""
+
+    title = "Exclusive group would overlap"
+
+    def __init__(self, report: dict[str, object]) -> None:
+        super().__init__(str(report["summary"]), field="$.condition")
+        self.report = report

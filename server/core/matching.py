@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from server.core.action import Action
 from server.core.change import Change
-from server.core.models import Workflow
+from server.core.models import FieldDomain, Workflow
 from server.core.plugins import Registry
 from server.triggers import TRIGGERS, Trigger
 
@@ -61,12 +61,55 @@ def compile_workflow(
     )
 
 
-class TeamIndex:
-    """A team's enabled workflows by (entity, trigger type)."""
+@dataclass(frozen=True)
+class CompiledGroup:
+    """An exclusive group proven over finite domains: factor values → its one workflow."""
 
-    def __init__(self, rev: int, workflows: list[CompiledWorkflow], broken: dict[str, str]) -> None:
+    factors: tuple[tuple[str, ...], ...]
+    """Each factor as a path inside the record (``("custom", "proposal_type")``)."""
+    table: Mapping[tuple[Any, ...], str]
+
+    def lookup(self, record: Mapping[str, Any] | None) -> str | None:
+        """The workflow assigned to the record's combination; None when the table cannot tell
+        (a value outside the domains, or a combination no workflow covers)."""
+        if record is None:
+            return None
+        values = []
+        for path in self.factors:
+            value: Any = record
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            values.append(value)
+        return self.table.get(tuple(values))
+
+
+def compile_groups(workflows: list[CompiledWorkflow], domains: Mapping[str, list[Any]]) -> dict[str, CompiledGroup]:
+    """Lookup tables for the exclusive groups the validator can prove."""
+    from server.core.exclusivity import check_group, exclusive_groups
+
+    out = {}
+    documents = [wf.document for wf in workflows]
+    for group, members in exclusive_groups(documents).items():
+        report = check_group(group, members, domains)
+        if report.table is not None and not report.errors:
+            factors = tuple(tuple(f.split(".")[1:]) for f in report.factors)
+            out[group] = CompiledGroup(factors, report.table)
+    return out
+
+
+class TeamIndex:
+    """A team's enabled workflows by (entity, trigger type), and its compiled groups."""
+
+    def __init__(
+        self,
+        rev: int,
+        workflows: list[CompiledWorkflow],
+        broken: dict[str, str],
+        groups: dict[str, CompiledGroup] | None = None,
+    ) -> None:
         self.rev = rev
         self.broken = broken
+        self.groups = groups or {}
         self.by_key: dict[tuple[str | None, str], list[CompiledWorkflow]] = defaultdict(list)
         for wf in workflows:
             self.by_key[(wf.entity, wf.trigger.name)].append(wf)
@@ -112,7 +155,13 @@ class WorkflowIndex:
                 compiled.append(compile_workflow(document, version, self.registry))
             except (LookupError, KeyError) as exc:
                 broken[key] = str(exc)
-        index = TeamIndex(rev, compiled, broken)
+        domains = {
+            path: list(values)
+            for path, values in session.execute(
+                select(FieldDomain.path, FieldDomain.values).where(FieldDomain.team_id == team_id)
+            )
+        }
+        index = TeamIndex(rev, compiled, broken, compile_groups(compiled, domains))
         with self._lock:
             self._teams[team_id] = index
         return index

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import Select
+from sqlalchemy import Select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.core.errors import Conflict, InvalidInput
-from server.core.models import FieldDomain
+from server.core.models import FieldDomain, Team
 from server.core.scope import TeamScope
 
 T = TypeVar("T")
@@ -219,3 +219,11 @@ def saved(
     flush(scope, unique_field)
     scope.engine.record_saved(scope, entity, row, previous, op)
     commit(scope, unique_field)
+
+
+def bump_rules(scope: TeamScope) -> None:
+    """Tell every process that this team's workflows or domains changed (its index reloads)."""
+    scope.session.execute(
+        update(Team).where(Team.id == scope.team_id).values(workflows_rev=Team.workflows_rev + 1)
+    )
+    scope.session.expire(scope.team, ["workflows_rev"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -15,7 +15,7 @@ from server.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from server.core.keys import generate_key, hash_key
 from server.core.models import ApiKey, FieldDomain, Team, User, utcnow
 from server.core.scope import Actor, TeamScope
-from server.core.services.common import check_email, commit
+from server.core.services.common import bump_rules, check_email, commit
 
 DOMAIN_PATH_RE = re.compile(
     r"^(deal\.(stage|currency)|(contact|deal|lead)\.custom\.[A-Za-z_][A-Za-z0-9_]{0,63})$"
@@ -52,7 +52,7 @@ class TeamSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Fal
     """How long a lead may stay in a stage without the expected action."""
 
 
-class TeamOut(msgspec.Struct):
+class TeamOut(msgspec.Struct, omit_defaults=True):
     """A team's settings as the API returns them."""
 
     id: int
@@ -60,6 +60,8 @@ class TeamOut(msgspec.Struct):
     timezone: str
     settings: TeamSettings
     field_domains: dict[str, list[str]]
+    group_checks: list[dict[str, Any]] = []
+    """After a change of field domains: the report of each exclusive group it broke."""
 
 
 class TeamUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -124,10 +126,18 @@ def update(scope: TeamScope, data: TeamUpdate) -> TeamOut:
         team.timezone = check_timezone(data.timezone)
     if data.settings is not UNSET:
         team.settings = msgspec.to_builtins(data.settings)
+    broken = []
     if data.field_domains is not UNSET:
+        from server.core.services.workflows import check_all_groups
+
+        before = {r.group: r.ok for r in check_all_groups(scope)}
         set_domains(scope, check_domains(data.field_domains))
+        scope.session.flush()
+        broken = [r.as_dict() for r in check_all_groups(scope) if not r.ok and before.get(r.group, True)]
     commit(scope, unique_field="name")
-    return out(scope)
+    result = out(scope)
+    result.group_checks = broken
+    return result
 
 
 def set_domains(scope: TeamScope, domains: dict[str, list[str]]) -> None:
@@ -136,6 +146,7 @@ def set_domains(scope: TeamScope, domains: dict[str, list[str]]) -> None:
     for path, values in domains.items():
         scope.add(FieldDomain(path=path, values=list(values)))
     scope.__dict__.pop("_domains", None)
+    bump_rules(scope)
 
 
 def find_team(session: Session, name_or_id: str) -> Team:

@@ -6,13 +6,14 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from sqlalchemy import update
 
 from server.core.definitions import validate
-from server.core.errors import InvalidInput, InvalidWorkflow, NotFound
-from server.core.models import Team, Workflow, WorkflowVersion
+from server.core.errors import GroupConflict, InvalidInput, InvalidWorkflow, NotFound
+from server.core.exclusivity import GroupReport
+from server.core.exclusivity import check_group as check_documents
+from server.core.models import Workflow, WorkflowVersion
 from server.core.scope import TeamScope
-from server.core.services.common import commit
+from server.core.services.common import bump_rules, commit, domains
 
 
 class WorkflowOut(msgspec.Struct):
@@ -61,14 +62,6 @@ def check(scope: TeamScope, document: Any) -> None:
         raise InvalidWorkflow([(p.path, p.message) for p in problems])
 
 
-def _bump(scope: TeamScope) -> None:
-    """Tell every process's index that this team's workflows changed."""
-    scope.session.execute(
-        update(Team).where(Team.id == scope.team_id).values(workflows_rev=Team.workflows_rev + 1)
-    )
-    scope.session.expire(scope.team, ["workflows_rev"])
-
-
 def _find(scope: TeamScope, key: str) -> Workflow | None:
     return scope.session.scalar(scope.select(Workflow).where(Workflow.key == key))
 
@@ -93,6 +86,10 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
                 f"$.id: {document['id']!r} does not match the URL's {key!r}", field="$.id"
             )
     check(scope, document)
+    if document.get("exclusive") and document.get("group"):
+        report = check_group(scope, str(document["group"]), replacing=document)
+        if report.overlap_count or report.errors:
+            raise GroupConflict(report.as_dict())
     row = _find(scope, document["id"])
     created = row is None
     enabled = bool(document.get("enabled", True))
@@ -126,7 +123,7 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
             created_by_id=scope.actor.user_id,
         )
     )
-    _bump(scope)
+    bump_rules(scope)
     commit(scope)
     return out(row), created
 
@@ -135,14 +132,14 @@ def set_enabled(scope: TeamScope, key: str, enabled: bool) -> WorkflowOut:
     row = get_row(scope, key)
     if row.enabled != enabled:
         row.enabled = enabled
-        _bump(scope)
+        bump_rules(scope)
         commit(scope)
     return out(row)
 
 
 def delete(scope: TeamScope, key: str) -> None:
     scope.session.delete(get_row(scope, key))
-    _bump(scope)
+    bump_rules(scope)
     commit(scope)
 
 
@@ -187,3 +184,32 @@ def version(scope: TeamScope, key: str, number: int) -> VersionOut:
     if found is None:
         raise NotFound("workflow version", f"{key}@{number}")
     return VersionOut(found.version, found.document, found.created_by_id, found.created_at)
+
+
+def group_documents(scope: TeamScope, group: str) -> list[dict[str, Any]]:
+    """The current definitions of a team's exclusive group, in id order."""
+    rows = scope.session.scalars(
+        scope.select(Workflow).where(Workflow.group == group).order_by(Workflow.key)
+    )
+    return [r.document for r in rows if r.document.get("exclusive")]
+
+
+def check_group(
+    scope: TeamScope, group: str, *, replacing: dict[str, Any] | None = None
+) -> GroupReport:
+    """The exclusivity report of a group (with ``replacing`` saved in place of its old version)."""
+    documents = group_documents(scope, group)
+    if replacing is not None:
+        documents = [d for d in documents if d.get("id") != replacing.get("id")] + [replacing]
+    if not documents:
+        raise NotFound("exclusive group", group)
+    return check_documents(group, documents, domains(scope))
+
+
+def check_all_groups(scope: TeamScope) -> list[GroupReport]:
+    """Reports for every exclusive group of the team."""
+    groups = sorted({
+        r.group for r in scope.session.scalars(scope.select(Workflow).where(Workflow.group.is_not(None)))
+        if r.document.get("exclusive")
+    })
+    return [check_group(scope, g) for g in groups if g]

@@ -1,0 +1,207 @@
+"""Exclusive groups: prove that at most one workflow matches each combination of factor values."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.core.conditions import truthy
+from server.core.expressions import ExpressionError, compile_expression
+from server.core.models.deal import STATUSES
+from server.core.models.lead import STAGES
+
+MAX_COMBINATIONS = 250_000
+SHOWN = 5
+# Fields whose values the product fixes, usable as factors without a team domain.
+BUILTIN_DOMAINS: dict[str, list[Any]] = {
+    "deal.status": list(STATUSES),
+    "lead.stage": list(STAGES),
+    "outreach.type": [1, 2, 3, 4, 5],
+}
+
+
+def referenced_fields(expression: str) -> set[str]:
+    """The ``record.…`` paths an expression reads (``stage``, ``custom.proposal_type``)."""
+    found: set[str] = set()
+
+    def chain(node: Mapping[str, Any]) -> list[str] | None:
+        if node.get("type") == "field":
+            return [node["value"]]
+        if node.get("type") == "subexpression":
+            names: list[str] = []
+            for child in node["children"]:
+                part = chain(child)
+                if part is None:
+                    return None
+                names += part
+            return names
+        return None
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        names = chain(node) if node.get("type") in ("field", "subexpression") else None
+        if names and names[0] == "record" and len(names) > 1:
+            found.add(".".join(names[1:]))
+            return
+        for child in node.get("children", []):
+            walk(child)
+
+    walk(compile_expression(expression).parsed)
+    return found
+
+
+@dataclass
+class GroupReport:
+    """What the validator found for one group."""
+
+    group: str
+    entity: str | None
+    workflows: list[str]
+    factors: list[str] = field(default_factory=list)
+    combinations: int = 0
+    overlaps: list[dict[str, Any]] = field(default_factory=list)
+    overlap_count: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    gap_count: int = 0
+    unprovable: list[dict[str, str]] = field(default_factory=list)
+    exhaustive: bool = False
+    errors: list[str] = field(default_factory=list)
+    table: dict[tuple[Any, ...], str] | None = None
+    """Factor values → the one workflow matching them, when the group is proven exclusive."""
+
+    @property
+    def ok(self) -> bool:
+        """No overlap, nothing unprovable, no error; and no gap when the group is exhaustive."""
+        return not (self.overlap_count or self.errors or self.unprovable or (self.exhaustive and self.gap_count))
+
+    def summary(self) -> str:
+        parts = []
+        if self.errors:
+            parts += self.errors
+        if self.overlap_count:
+            shown = "; ".join(_describe(o["combination"]) + " → " + ", ".join(o["workflows"]) for o in self.overlaps)
+            parts.append(f"{self.overlap_count} overlap(s); first {len(self.overlaps)}: {shown}")
+        if self.gap_count:
+            kind = "gap(s)" if self.exhaustive else "gap(s) (warning)"
+            shown = "; ".join(_describe(g) for g in self.gaps)
+            parts.append(f"{self.gap_count} {kind}; first {len(self.gaps)}: {shown}")
+        for item in self.unprovable:
+            parts.append(f"cannot prove {item['workflow']}: {item['field']} has no picklist domain")
+        if not parts:
+            parts.append(f"exclusive over {self.combinations} combination(s) of {', '.join(self.factors) or 'no factor'}")
+        return f"group {self.group}: " + " | ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "entity": self.entity,
+            "workflows": self.workflows,
+            "factors": self.factors,
+            "combinations": self.combinations,
+            "ok": self.ok,
+            "exhaustive": self.exhaustive,
+            "overlap_count": self.overlap_count,
+            "overlaps": self.overlaps,
+            "gap_count": self.gap_count,
+            "gaps": self.gaps,
+            "unprovable": self.unprovable,
+            "errors": self.errors,
+            "summary": self.summary(),
+        }
+
+
+def _describe(combination: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} = {v!r}" for k, v in combination.items()) or "(any record)"
+
+
+def record_for(entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A record document carrying ``values`` at their paths (``deal.custom.x`` → custom.x)."""
+    record: dict[str, Any] = {"custom": {}}
+    for path, value in values.items():
+        target = record
+        parts = path.split(".")[1:]
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return record
+
+
+def check_group(
+    group: str,
+    documents: Sequence[Mapping[str, Any]],
+    domains: Mapping[str, Sequence[Any]],
+) -> GroupReport:
+    """Enumerate the factor combinations the group's conditions read and report overlaps,
+    gaps and fields that cannot be enumerated."""
+    keys = [str(d.get("id")) for d in documents]
+    entities = {d.get("entity") for d in documents}
+    entity = next(iter(entities)) if len(entities) == 1 else None
+    report = GroupReport(group=group, entity=entity, workflows=keys,
+                         exhaustive=any(d.get("exhaustive") for d in documents))
+    if entity is None:
+        report.errors.append("the workflows of an exclusive group must watch one entity")
+        return report
+    all_domains = {**BUILTIN_DOMAINS, **{k: list(v) for k, v in domains.items()}}
+    conditions: list[tuple[str, str | None]] = []
+    factors: set[str] = set()
+    for doc in documents:
+        condition = doc.get("condition") or None
+        conditions.append((str(doc.get("id")), condition))
+        if not condition:
+            continue
+        try:
+            fields = referenced_fields(condition)
+        except ExpressionError as exc:
+            report.errors.append(f"{doc.get('id')}: condition does not compile: {exc.message}")
+            continue
+        for name in sorted(fields):
+            path = f"{entity}.{name}"
+            if path in all_domains:
+                factors.add(path)
+            else:
+                report.unprovable.append({"workflow": str(doc.get("id")), "field": f"record.{name}"})
+    if report.errors:
+        return report
+    report.factors = sorted(factors)
+    spaces = [all_domains[f] for f in report.factors]
+    total = 1
+    for space in spaces:
+        total *= len(space)
+    report.combinations = total
+    if total > MAX_COMBINATIONS:
+        report.errors.append(f"{total} combinations is more than the {MAX_COMBINATIONS} the validator enumerates")
+        return report
+    compiled = [(key, compile_expression(c) if c else None) for key, c in conditions]
+    table: dict[tuple[Any, ...], str] = {}
+    for values in itertools.product(*spaces):
+        combination = dict(zip(report.factors, values, strict=True))
+        if entity == "deal" and combination.get("deal.status", "open") != "open":
+            continue  # closed deals have fixed probabilities; no workflow needs to cover them
+        document = {"record": record_for(entity, combination), "previous": None, "changed": [],
+                    "event": {}, "team": {}, "payload": None}
+        matched = [key for key, expr in compiled if expr is None or truthy(expr.search(document))]
+        if len(matched) > 1:
+            report.overlap_count += 1
+            if len(report.overlaps) < SHOWN:
+                report.overlaps.append({"combination": combination, "workflows": matched})
+        elif not matched:
+            report.gap_count += 1
+            if len(report.gaps) < SHOWN:
+                report.gaps.append(combination)
+        else:
+            table[values] = matched[0]
+    if not report.overlap_count and not report.unprovable:
+        report.table = table
+    return report
+
+
+def exclusive_groups(documents: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The documents of each exclusive group, by group name."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for doc in documents:
+        if doc.get("group") and doc.get("exclusive"):
+            groups.setdefault(str(doc["group"]), []).append(doc)
+    return groups
