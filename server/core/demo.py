@@ -12,15 +12,10 @@ from server.core.db import transaction
 from server.core.models import ApiKey, Team, utcnow
 from server.core.scope import Actor, TeamScope
 from server.core.services import communications, contacts, deals, leads, outreach, teams
+from server.core.starter import load_starter
 
 DEMO_TEAM = "Demo"
 DEMO_KEY_LABEL = "demo (make run)"
-
-FIELD_DOMAINS = {
-    "deal.stage": ["qualification", "discovery", "proposal", "negotiation"],
-    "deal.custom.proposal_type": ["firm", "budgetary"],
-    "deal.custom.relationship": ["low", "medium", "high"],
-}
 
 SELLERS = [("Maria Lopez", "maria@demo.local"), ("Jonas Berg", "jonas@demo.local")]
 MARKETER = ("Priya Nair", "priya@demo.local")
@@ -82,7 +77,7 @@ class DemoResult:
 
 def _populate(session: Session, team: Team, admin_id: int) -> str:
     scope = TeamScope(session, Actor(team_id=team.id, user_id=admin_id))
-    teams.set_domains(scope, FIELD_DOMAINS)
+    loaded = load_starter(scope)
     sellers = [
         teams.ensure_user(session, team, email, name=name, role="member").id
         for name, email in SELLERS
@@ -142,7 +137,7 @@ def _populate(session: Session, team: Team, admin_id: int) -> str:
     for contact, stage, score in LEADS:
         leads.create(scope, leads.LeadIn(contact_id=contact_ids[contact], stage=stage, score=score))
     return (
-        f"{len(OUTREACH)} outreach, {len(CONTACTS)} contacts, {len(DEALS) + 1} deals "
+        f"{len(loaded)} shipped workflows, {len(OUTREACH)} outreach, {len(CONTACTS)} contacts, {len(DEALS) + 1} deals "
         f"(deal {won.id} won), {len(LEADS)} leads"
     )
 

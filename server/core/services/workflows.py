@@ -62,12 +62,13 @@ def check(scope: TeamScope, document: Any) -> None:
         raise InvalidWorkflow([(p.path, p.message) for p in problems])
 
 
-def _find(scope: TeamScope, key: str) -> Workflow | None:
+def find(scope: TeamScope, key: str) -> Workflow | None:
+    """The team's workflow with this id, or None."""
     return scope.session.scalar(scope.select(Workflow).where(Workflow.key == key))
 
 
 def get_row(scope: TeamScope, key: str) -> Workflow:
-    row = _find(scope, key)
+    row = find(scope, key)
     if row is None:
         raise NotFound("workflow", key)
     return row
@@ -90,7 +91,7 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
         report = check_group(scope, str(document["group"]), replacing=document)
         if report.overlap_count or report.errors:
             raise GroupConflict(report.as_dict())
-    row = _find(scope, document["id"])
+    row = find(scope, document["id"])
     created = row is None
     enabled = bool(document.get("enabled", True))
     if row is None:
