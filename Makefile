@@ -15,8 +15,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml tests/plugins/sample_plugin/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	# A third-party plugin, installed as a real distribution, that the tests use end to end.
+	$(BIN)/pip install --quiet -e tests/plugins/sample_plugin
 	touch $@
 
 run: $(VENV)/.installed

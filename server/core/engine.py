@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from server.core.records import record_type
 from server.core.scope import TeamScope
 
 MAX_DEPTH = 5
+log = logging.getLogger("dealflow.engine")
 PENDING_KEY = "dealflow_pending_executions"
 EVENTS_KEY = "dealflow_committed_events"
 
@@ -276,7 +278,11 @@ class WorkflowEngine:
                     document["record"] = after
                     entry.update(status="ok", result={"changes": changes})
                 except (ActionError, DealflowError) as exc:
-                    entry.update(status="error", error=getattr(exc, "message", str(exc)))
+                    entry.update(status="error", error=exc.message)
+                    report.status = "error"
+                except Exception as exc:  # noqa: BLE001 - a plugin's bug is its action's error
+                    log.exception("action %s of workflow %s failed", action.name, wf.key)
+                    entry.update(status="error", error=f"{type(exc).__name__}: {exc}")
                     report.status = "error"
                 entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             if changed_here:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlalchemy import inspect
 
 from server.core.errors import InvalidInput
 from server.core.scope import TeamScope
@@ -39,7 +40,17 @@ class RecordType:
             patch = msgspec.convert(body, self.patch_type)
         except msgspec.ValidationError as exc:
             raise InvalidInput(f"{self.entity}: {exc}") from exc
-        return self.apply(scope, row, patch)
+        # All or nothing: a rule checked after some fields were set (a stage outside the
+        # team's domain) must not leave those fields set on the row the save commits.
+        columns = [attr.key for attr in inspect(row).mapper.column_attrs]
+        before = {key: getattr(row, key) for key in columns}
+        try:
+            return self.apply(scope, row, patch)
+        except Exception:
+            for key, value in before.items():
+                if getattr(row, key) is not value:
+                    setattr(row, key, value)
+            raise
 
 
 _TYPES: dict[str, RecordType] = {}

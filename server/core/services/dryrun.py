@@ -143,7 +143,9 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
                 else:
                     item.preview = {"note": f"{action.name} has no preview"}
             except (ActionError, DealflowError) as exc:
-                item.error = getattr(exc, "message", str(exc))
+                item.error = exc.message
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug is its preview's error
+                item.error = f"{type(exc).__name__}: {exc}"
             previews.append(item)
     return DryRunOut(
         workflow=wf.key,

@@ -119,7 +119,7 @@ def list_(
     if record_id is not None:
         stmt = stmt.where(Run.record_id == record_id)
     if workflow is not None:
-        stmt = stmt.where(Run.matched.contains(f",{workflow},"))
+        stmt = stmt.where(Run.matched.contains(f",{workflow},", autoescape=True))
     if status is not None:
         stmt = stmt.where(Run.status == status)
     if since is not None:

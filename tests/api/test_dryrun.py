@@ -1,0 +1,184 @@
+"""Dry run over HTTP: the engine's matching, conditions and actions on a sample, with nothing
+written and nothing sent."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import Engine
+
+from server.app import create_app
+from server.settings import Settings
+
+URL = "/api/v1/workflows/test"
+
+PROBABILITY = {
+    "id": "deal-probability-70",
+    "name": "70%: negotiation, firm proposal",
+    "entity": "deal",
+    "trigger": {"type": "record_saved"},
+    "condition": "record.stage == 'negotiation' && record.custom.proposal_type == 'firm'",
+    "actions": [
+        {"type": "field_update", "set": {"probability": 70}},
+        {"type": "formula", "field": "weighted_amount", "expression": "amount * probability / 100"},
+    ],
+}
+
+
+def dry_run(client: TestClient[Litestar], body: dict[str, Any]) -> dict[str, Any]:
+    resp = client.post(URL, json=body)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def runs(client: TestClient[Litestar]) -> list[dict[str, Any]]:
+    return client.get("/api/v1/runs").json()["items"]
+
+
+def test_an_inline_workflow_matching_a_sample_shows_its_changes(api) -> None:
+    record = {"stage": "negotiation", "amount": 1000, "custom": {"proposal_type": "firm"}}
+
+    result = dry_run(api, {"workflow": PROBABILITY, "record": record})
+
+    assert (result["trigger_fires"], result["matched"]) == (True, True)
+    assert result["condition"] == {"matched": True}
+    assert result["changes"] == {"probability": 70, "weighted_amount": 700}
+    assert result["record_after"] == {**record, "probability": 70, "weighted_amount": 700}
+    assert [(a["type"], a["kind"], a["preview"]) for a in result["actions"]] == [
+        ("field_update", "record", {"changes": {"probability": 70}}),
+        ("formula", "record", {"changes": {"weighted_amount": 700}}),
+    ]
+    assert result["version"] is None
+    assert runs(api) == []
+
+
+def test_a_non_match_names_the_failed_part_and_changes_nothing(api) -> None:
+    record = {"stage": "proposal", "amount": 1000, "custom": {"proposal_type": "firm"}}
+
+    result = dry_run(api, {"workflow": PROBABILITY, "record": record})
+
+    assert result["trigger_fires"] is True
+    assert result["matched"] is False
+    assert result["condition"] == {
+        "matched": False,
+        "failed": "record.stage == 'negotiation'",
+        "values": {"record.stage": "proposal"},
+    }
+    assert (result["changes"], result["actions"]) == ({}, [])
+    assert result["record_after"] == record
+
+
+def test_a_stored_workflow_on_an_existing_deal_writes_nothing(api) -> None:
+    # Given a deal in negotiation, then a stored workflow (saved after it, so it did not run)
+    body = {"title": "Initech", "stage": "negotiation", "amount": 1000}
+    deal = api.post("/api/v1/deals", json={**body, "custom": {"proposal_type": "firm"}}).json()
+    assert api.post("/api/v1/workflows", json=PROBABILITY).status_code == 201
+    runs_before = runs(api)
+
+    # When the stored workflow is tried on the deal by id
+    result = dry_run(api, {"workflow_id": "deal-probability-70", "record_id": deal["id"]})
+
+    # Then it says what it would do, and the deal and the run log are unchanged
+    assert (result["workflow"], result["version"]) == ("deal-probability-70", 1)
+    assert result["matched"] is True
+    assert result["changes"] == {"probability": 70, "weighted_amount": 700}
+    assert result["record_after"]["id"] == deal["id"]
+    assert result["record_after"]["probability"] == 70
+    assert api.get(f"/api/v1/deals/{deal['id']}").json() == deal
+    assert runs(api) == runs_before
+
+
+def test_a_dry_run_refuses_a_missing_or_invalid_workflow(api) -> None:
+    missing = api.post(URL, json={"record": {"stage": "x"}})
+    broken = {**PROBABILITY, "condition": "record.stage == "}
+    invalid = api.post(URL, json={"workflow": broken, "record": {"stage": "x"}})
+
+    assert missing.status_code == 422
+    assert missing.json()["field"] == "workflow"
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"] == [
+        {"field": "$.condition", "message": "incomplete expression at position 16"}
+    ]
+
+
+def _free_port() -> int:
+    # aiosmtpd's Controller cannot take port 0, so ask the OS for a free port first.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Recorder:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    recorder, port = Recorder(), _free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield recorder, port
+    finally:
+        controller.stop()
+
+
+def test_an_email_preview_is_rendered_and_nothing_is_sent(
+    engine: Engine, db_url: str, team: Any, smtp: tuple[Recorder, int]
+) -> None:
+    # Given an app that can send mail to a real SMTP server, and an existing deal
+    recorder, port = smtp
+    app = create_app(
+        Settings(database_url=db_url, smtp_url=f"smtp://127.0.0.1:{port}"), engine=engine
+    )
+    approval = {
+        "id": "approval",
+        "name": "Ask for approval",
+        "entity": "deal",
+        "trigger": {"type": "record_saved"},
+        "condition": "record.amount > `500`",
+        "actions": [
+            {
+                "type": "email",
+                "to": ["{{ record.custom.manager }}", "sales-lead@example.com"],
+                "subject": "Approve {{ record.title }} ({{ record.amount }} {{ record.currency }})",
+                "body": "Stage: {{ record.stage }}\nOwner: {{ team.name }}\n",
+            }
+        ],
+    }
+    with TestClient(app) as client:
+        client.headers.update(team.headers)
+        deal = client.post(
+            "/api/v1/deals",
+            json={"title": "Initech", "amount": 900, "custom": {"manager": "lumbergh@example.com"}},
+        ).json()
+
+        # When the email workflow is tried on it
+        result = dry_run(client, {"workflow": approval, "record_id": deal["id"]})
+        assert app.state.runtime.runner.join(10)
+
+        # Then the preview shows the rendered message
+        (action,) = result["actions"]
+        assert (action["type"], action["kind"], action["error"]) == ("email", "side_effect", None)
+        assert action["preview"]["to"] == ["lumbergh@example.com", "sales-lead@example.com"]
+        assert action["preview"]["subject"] == "Approve Initech (900.0 USD)"
+        assert action["preview"]["body"] == "Stage: new\nOwner: Acme\n"
+        assert result["changes"] == {}
+        # and nothing was sent, queued or written
+        assert recorder.envelopes == []
+        (only_run,) = runs(client)  # the deal's own save, before the dry run
+        assert (only_run["record_id"], only_run["op"]) == (deal["id"], "created")
+        assert client.get(f"/api/v1/deals/{deal['id']}").json() == deal
