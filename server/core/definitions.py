@@ -181,8 +181,34 @@ def validate(document: Any, registry: Registry) -> list[Problem]:
         found = _schema_problems(kind.config_schema, config, at)
         if not found and kind.check is not None:
             found = [Problem(f"{at}.{p}", m) for p, m in kind.check(config)]
+        if not found and entity in ENTITIES:
+            found = _targets(action["type"], config, entity, at)
         problems += found
     return problems
+
+
+def writable_fields(entity: str) -> set[str]:
+    """Fields of ``entity`` a record action may set (``custom.<name>`` besides)."""
+    from server.core.records import record_type
+
+    return set(record_type(entity).patch_type.__struct_fields__) - {"stage_reason", "custom"}
+
+
+def _targets(action: str, config: Mapping[str, Any], entity: str, at: str) -> list[Problem]:
+    """Refuse built-in record actions that would set a field the entity does not let them set."""
+    if action == "field_update":
+        targets = [(f"{at}.{key}.{name}", name) for key in ("set", "set_from") for name in config.get(key) or {}]
+    elif action == "formula":
+        targets = [(f"{at}.field", config["field"])]
+    else:
+        return []
+    allowed = writable_fields(entity)
+    return [
+        Problem(path, f"{name} is not a field a workflow can set on a {entity} "
+                f"(settable: {', '.join(sorted(allowed))}, custom.<name>)")
+        for path, name in targets
+        if not name.startswith("custom.") and name not in allowed
+    ]
 
 
 def published_schema(registry: Registry) -> dict[str, Any]:

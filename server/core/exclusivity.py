@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +144,7 @@ def check_group(
     if entity is None:
         report.errors.append("the workflows of an exclusive group must watch one entity")
         return report
-    all_domains = {**BUILTIN_DOMAINS, **{k: list(v) for k, v in domains.items()}}
+    known = all_domains(domains)
     conditions: list[tuple[str, str | None]] = []
     factors: set[str] = set()
     for doc in documents:
@@ -159,14 +159,14 @@ def check_group(
             continue
         for name in sorted(fields):
             path = f"{entity}.{name}"
-            if path in all_domains:
+            if path in known:
                 factors.add(path)
             else:
                 report.unprovable.append({"workflow": str(doc.get("id")), "field": f"record.{name}"})
     if report.errors:
         return report
     report.factors = sorted(factors)
-    spaces = [all_domains[f] for f in report.factors]
+    spaces = [known[f] for f in report.factors]
     total = 1
     for space in spaces:
         total *= len(space)
@@ -174,15 +174,8 @@ def check_group(
     if total > MAX_COMBINATIONS:
         report.errors.append(f"{total} combinations is more than the {MAX_COMBINATIONS} the validator enumerates")
         return report
-    compiled = [(key, compile_expression(c) if c else None) for key, c in conditions]
     table: dict[tuple[Any, ...], str] = {}
-    for values in itertools.product(*spaces):
-        combination = dict(zip(report.factors, values, strict=True))
-        if entity == "deal" and combination.get("deal.status", "open") != "open":
-            continue  # closed deals have fixed probabilities; no workflow needs to cover them
-        document = {"record": record_for(entity, combination), "previous": None, "changed": [],
-                    "event": {}, "team": {}, "payload": None}
-        matched = [key for key, expr in compiled if expr is None or truthy(expr.search(document))]
+    for values, combination, matched in combinations(entity, report.factors, known, conditions):
         if len(matched) > 1:
             report.overlap_count += 1
             if len(report.overlaps) < SHOWN:
@@ -196,6 +189,32 @@ def check_group(
     if not report.overlap_count and not report.unprovable:
         report.table = table
     return report
+
+
+def combinations(
+    entity: str,
+    factors: Sequence[str],
+    domains: Mapping[str, Sequence[Any]],
+    conditions: Sequence[tuple[str, str | None]],
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any], list[str]]]:
+    """Every combination of the factors' values with the workflows whose condition it matches.
+
+    Closed deals are skipped: their probability is fixed, so no workflow needs to cover them.
+    """
+    compiled = [(key, compile_expression(c) if c else None) for key, c in conditions]
+    for values in itertools.product(*(domains[f] for f in factors)):
+        combination = dict(zip(factors, values, strict=True))
+        if entity == "deal" and combination.get("deal.status", "open") != "open":
+            continue
+        document = {"record": record_for(entity, combination), "previous": None, "changed": [],
+                    "event": {}, "team": {}, "payload": None}
+        matched = [key for key, expr in compiled if expr is None or truthy(expr.search(document))]
+        yield values, combination, matched
+
+
+def all_domains(domains: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """The team's domains with the built-in ones beneath them."""
+    return {**BUILTIN_DOMAINS, **{k: list(v) for k, v in domains.items()}}
 
 
 def exclusive_groups(documents: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -37,7 +37,8 @@ class RecordType:
             else:
                 body[name] = value
         try:
-            patch = msgspec.convert(body, self.patch_type)
+            # Lax: a formula's 70.0 is a fine probability of 70.
+            patch = msgspec.convert(body, self.patch_type, strict=False)
         except msgspec.ValidationError as exc:
             raise InvalidInput(f"{self.entity}: {exc}") from exc
         # All or nothing: a rule checked after some fields were set (a stage outside the

@@ -26,7 +26,7 @@ PROBABILITY = {
     "condition": "record.stage == 'negotiation' && record.custom.proposal_type == 'firm'",
     "actions": [
         {"type": "field_update", "set": {"probability": 70}},
-        {"type": "formula", "field": "weighted_amount", "expression": "amount * probability / 100"},
+        {"type": "formula", "field": "custom.expected", "expression": "amount * probability / 100"},
     ],
 }
 
@@ -48,11 +48,15 @@ def test_an_inline_workflow_matching_a_sample_shows_its_changes(api) -> None:
 
     assert (result["trigger_fires"], result["matched"]) == (True, True)
     assert result["condition"] == {"matched": True}
-    assert result["changes"] == {"probability": 70, "weighted_amount": 700}
-    assert result["record_after"] == {**record, "probability": 70, "weighted_amount": 700}
+    assert result["changes"] == {"probability": 70, "custom.expected": 700}
+    assert result["record_after"] == {
+        **record,
+        "probability": 70,
+        "custom": {"proposal_type": "firm", "expected": 700},
+    }
     assert [(a["type"], a["kind"], a["preview"]) for a in result["actions"]] == [
         ("field_update", "record", {"changes": {"probability": 70}}),
-        ("formula", "record", {"changes": {"weighted_amount": 700}}),
+        ("formula", "record", {"changes": {"custom.expected": 700}}),
     ]
     assert result["version"] is None
     assert runs(api) == []
@@ -87,7 +91,7 @@ def test_a_stored_workflow_on_an_existing_deal_writes_nothing(api) -> None:
     # Then it says what it would do, and the deal and the run log are unchanged
     assert (result["workflow"], result["version"]) == ("deal-probability-70", 1)
     assert result["matched"] is True
-    assert result["changes"] == {"probability": 70, "weighted_amount": 700}
+    assert result["changes"] == {"probability": 70, "custom.expected": 700}
     assert result["record_after"]["id"] == deal["id"]
     assert result["record_after"]["probability"] == 70
     assert api.get(f"/api/v1/deals/{deal['id']}").json() == deal

@@ -28,8 +28,8 @@ def workflow(**fields: Any) -> dict[str, Any]:
             {"type": "field_update", "set": {"probability": 70}},
             {
                 "type": "formula",
-                "field": "weighted_amount",
-                "expression": "amount * probability / 100",
+                "field": "custom.discounted",
+                "expression": "amount * 0.9",
             },
         ],
     }
@@ -170,3 +170,20 @@ def test_the_published_schema_is_draft_2020_12_and_checks_documents(registry: Re
     action_schemas = schema["properties"]["actions"]["items"]["oneOf"]
     names = {a["properties"]["type"]["const"] for a in action_schemas}
     assert {"field_update", "formula", "email"} <= names
+
+
+def test_record_actions_may_only_set_fields_the_entity_lets_them_set() -> None:
+    from server.core.definitions import validate
+    from server.core.plugins import load_registry
+
+    document = {
+        "id": "w", "name": "w", "entity": "deal", "trigger": {"type": "record_saved"},
+        "actions": [
+            {"type": "formula", "field": "weighted_amount", "expression": "amount * probability / 100"},
+            {"type": "field_update", "set": {"created_by_id": 1, "custom.x": 2, "probability": 3},
+             "set_from": {"id": "record.id"}},
+        ],
+    }
+    problems = {p.path: p.message for p in validate(document, load_registry())}
+    assert set(problems) == {"$.actions[0].field", "$.actions[1].set.created_by_id", "$.actions[1].set_from.id"}
+    assert "weighted_amount is not a field a workflow can set on a deal" in problems["$.actions[0].field"]

@@ -279,3 +279,12 @@ def test_a_saved_workflow_is_effective_at_once_and_its_new_version_is_used(api) 
     first, second = [r for r in runs_of(api, deal["id"]) if r["source"] == "api"]
     assert evaluated(first)["prob"]["version"] == 1
     assert evaluated(second)["prob"]["version"] == 2
+
+
+def test_a_formula_result_with_no_fraction_sets_an_integer_field(api) -> None:
+    # Given a formula giving a float (amount / 100 = 70.0) for the integer probability
+    save(api, workflow("p-from-amount", [{"type": "formula", "field": "probability", "expression": "amount / 100"}]))
+    # When a deal of 7,000 is saved
+    deal = new_deal(api, amount=7000)
+    # Then its probability is 70 and its weighted amount follows
+    assert (deal["probability"], deal["weighted_amount"]) == (70, 4900.0)

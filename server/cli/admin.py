@@ -1,18 +1,13 @@
-"""The ``dealflow`` command: serve, migrate, teams, keys and the demo team."""
+"""Commands that run the server and manage the database, teams, keys and the demo team."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
+from typing import Any
 
+from server.cli.common import settings
 from server.core.db import make_engine, make_session_factory, transaction
-from server.core.errors import DealflowError
-from server.settings import Settings, load_settings
-
-
-def _settings() -> Settings:
-    return load_settings()
+from server.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -20,20 +15,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
 
-    settings = _settings()
+    config = settings()
     if not args.no_migrate:
-        _migrate(settings)
+        _migrate(config)
     print(
         f"Dealflow serving on http://{args.host}:{args.port} (API docs: http://{args.host}:{args.port}/schema)"
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(config: Settings) -> None:
     from server.migrations import upgrade
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(config.database_url)
     try:
         upgrade(engine)
     finally:
@@ -41,25 +36,31 @@ def _migrate(settings: Settings) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings = _settings()
-    _migrate(settings)
-    print(f"database is up to date ({settings.database_url.split('@')[-1]})")
+    config = settings()
+    _migrate(config)
+    print(f"database is up to date ({config.database_url.split('@')[-1]})")
     return 0
 
 
 def cmd_team_create(args: argparse.Namespace) -> int:
     from server.core.services.teams import create_team
 
-    factory = make_session_factory(make_engine(_settings().database_url))
+    factory = make_session_factory(make_engine(settings().database_url))
     with transaction(factory) as session:
         team, user, key = create_team(
             session, args.name, admin_email=args.admin_email, timezone=args.timezone
         )
         print(f"team {team.name!r} created (id {team.id}); admin user {user.email} (id {user.id})")
-    if args.starter:
-        print("no shipped workflows are loadable yet; nothing was loaded")
-    print(f"API key (shown once, store it now): {key}")
-    return 0
+        team_id = team.id
+    try:
+        if args.starter:
+            from server.cli.workflows import load_starter
+
+            return load_starter(team_id)
+        return 0
+    finally:
+        # Shown even when the starter set fails: the team exists and this is its only key.
+        print(f"API key (shown once, store it now): {key}")
 
 
 def cmd_team_list(args: argparse.Namespace) -> int:
@@ -67,7 +68,7 @@ def cmd_team_list(args: argparse.Namespace) -> int:
 
     from server.core.models import Team
 
-    factory = make_session_factory(make_engine(_settings().database_url))
+    factory = make_session_factory(make_engine(settings().database_url))
     with factory() as session:
         teams = session.scalars(select(Team).order_by(Team.id)).all()
         print(f"{'ID':>4}  {'NAME':<30} TIMEZONE")
@@ -79,7 +80,7 @@ def cmd_team_list(args: argparse.Namespace) -> int:
 def cmd_key_create(args: argparse.Namespace) -> int:
     from server.core.services.teams import create_key, ensure_user, find_team
 
-    factory = make_session_factory(make_engine(_settings().database_url))
+    factory = make_session_factory(make_engine(settings().database_url))
     with transaction(factory) as session:
         team = find_team(session, args.team)
         user = ensure_user(session, team, args.email, name=args.user_name, role=args.role)
@@ -92,7 +93,7 @@ def cmd_key_create(args: argparse.Namespace) -> int:
 def cmd_key_revoke(args: argparse.Namespace) -> int:
     from server.core.services.teams import revoke_key
 
-    factory = make_session_factory(make_engine(_settings().database_url))
+    factory = make_session_factory(make_engine(settings().database_url))
     with transaction(factory) as session:
         row = revoke_key(session, args.key)
         print(f"key {row.prefix}… revoked")
@@ -105,7 +106,7 @@ def cmd_key_list(args: argparse.Namespace) -> int:
     from server.core.models import ApiKey, User
     from server.core.services.teams import find_team
 
-    factory = make_session_factory(make_engine(_settings().database_url))
+    factory = make_session_factory(make_engine(settings().database_url))
     with factory() as session:
         team = find_team(session, args.team)
         rows = session.execute(
@@ -124,7 +125,7 @@ def cmd_key_list(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.core.demo import load_demo
 
-    factory = make_session_factory(make_engine(_settings().database_url))
+    factory = make_session_factory(make_engine(settings().database_url))
     result = load_demo(factory)
     base = f"http://{args.host}:{args.port}"
     print(
@@ -137,12 +138,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dealflow", description="Workflow automation server for sales and marketing teams."
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(commands: Any) -> None:
+    """Add serve, migrate, team, key and demo to the ``dealflow`` parser."""
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -169,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-email", default=None, help="the admin's email (default admin@<name>.local)"
     )
     create.add_argument("--timezone", default="UTC", help="IANA timezone (default UTC)")
-    create.add_argument("--starter", action="store_true", help="also load the shipped workflows")
+    create.add_argument(
+        "--starter", action="store_true", help="also load the shipped workflows (workflows/*.json)"
+    )
     create.set_defaults(func=cmd_team_create)
     team.add_parser("list", help="list teams").set_defaults(func=cmd_team_list)
 
@@ -198,29 +197,3 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="host shown in the printed URLs")
     demo.add_argument("--port", type=int, default=8000, help="port shown in the printed URLs")
     demo.set_defaults(func=cmd_demo)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "admin_email", "") is None:
-        slug = "".join(c for c in args.name.lower() if c.isalnum()) or "team"
-        args.admin_email = f"admin@{slug}.local"
-    try:
-        return int(args.func(args))
-    except DealflowError as exc:
-        print(f"dealflow: error: {exc.message}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not dump a traceback
-        from sqlalchemy.exc import OperationalError
-
-        if isinstance(exc, OperationalError):
-            print(f"dealflow: error: cannot use the database: {exc.orig}", file=sys.stderr)
-            print("  (is DATABASE_URL right? run `dealflow migrate` first)", file=sys.stderr)
-            return 1
-        raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())

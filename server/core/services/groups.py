@@ -1,0 +1,320 @@
+"""Exclusive groups as a whole: the probability matrix, the impact preview of a draft, recompute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from server.core.action import ActionContext, ActionError
+from server.core.conditions import evaluate
+from server.core.definitions import validate
+from server.core.engine import team_document
+from server.core.errors import DealflowError, InvalidWorkflow
+from server.core.exclusivity import all_domains, check_group, combinations
+from server.core.matching import CompiledWorkflow, compile_workflow
+from server.core.models import Deal
+from server.core.scope import TeamScope
+from server.core.services import deals
+from server.core.services.common import domains
+from server.core.services.workflows import group_documents
+
+BATCH = 1000
+
+
+class MatrixRow(msgspec.Struct):
+    """One combination of factor values, the workflow(s) it matches and what they set."""
+
+    values: dict[str, Any]
+    workflows: list[str]
+    sets: dict[str, Any]
+    state: str
+    """``ok``, ``overlap`` or ``gap``."""
+
+
+class MatrixOut(msgspec.Struct):
+    group: str
+    factors: list[str]
+    rows: list[MatrixRow]
+    summary: str
+
+
+def literal_sets(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What a workflow's field_update and formula actions set, as shown in the matrix."""
+    out: dict[str, Any] = {}
+    for action in document.get("actions", []):
+        if action.get("type") == "field_update":
+            out.update(action.get("set") or {})
+            out.update({k: f"={v}" for k, v in (action.get("set_from") or {}).items()})
+        elif action.get("type") == "formula":
+            out[action["field"]] = f"={action['expression']}"
+    return out
+
+
+def matrix(
+    scope: TeamScope, group: str, documents: list[dict[str, Any]] | None = None
+) -> MatrixOut:
+    """The table of factor combinations → assigned values and workflow, for a group."""
+    documents = documents if documents is not None else group_documents(scope, group)
+    team_domains = domains(scope)
+    report = check_group(group, documents, team_domains)
+    by_id = {str(d["id"]): d for d in documents}
+    rows: list[MatrixRow] = []
+    if report.entity and not report.errors:
+        conditions = [(str(d["id"]), d.get("condition") or None) for d in documents]
+        for _, combination, matched in combinations(
+            report.entity, report.factors, all_domains(team_domains), conditions
+        ):
+            sets = literal_sets(by_id[matched[0]]) if len(matched) == 1 else {}
+            state = "ok" if len(matched) == 1 else ("gap" if not matched else "overlap")
+            shown = {k: v for k, v in combination.items() if k != "deal.status"}
+            rows.append(MatrixRow(values=shown, workflows=matched, sets=sets, state=state))
+    factors = [f for f in report.factors if f != "deal.status"]
+    return MatrixOut(group=group, factors=factors, rows=rows, summary=report.summary())
+
+
+# --- evaluating a group over stored deals --------------------------------------------------
+
+
+@dataclass
+class GroupRunner:
+    """Decides, for one deal document, which workflow of a group applies and what it changes."""
+
+    scope: TeamScope
+    workflows: list[CompiledWorkflow]
+    table: Mapping[tuple[Any, ...], str] | None
+    factors: list[tuple[str, ...]]
+
+    @classmethod
+    def build(cls, scope: TeamScope, group: str, documents: list[dict[str, Any]]) -> GroupRunner:
+        registry = scope.engine.registry
+        report = check_group(group, documents, domains(scope))
+        compiled = [compile_workflow(d, 0, registry) for d in documents]
+        factors = [tuple(f.split(".")[1:]) for f in report.factors]
+        return cls(scope, compiled, report.table, factors)
+
+    def assigned(self, document: dict[str, Any]) -> list[CompiledWorkflow]:
+        record = document["record"]
+        if self.table is not None:
+            values = []
+            for path in self.factors:
+                value: Any = record
+                for part in path:
+                    value = value.get(part) if isinstance(value, dict) else None
+                values.append(value)
+            key = self.table.get(tuple(values))
+            if key is not None:
+                return [wf for wf in self.workflows if wf.key == key]
+        return [
+            wf for wf in self.workflows if evaluate(wf.condition, document, explain=False).matched
+        ]
+
+    def changes(self, document: dict[str, Any]) -> dict[str, Any] | None:
+        """The record changes the group would make, or None when no single workflow applies."""
+        hits = self.assigned(document)
+        if len(hits) != 1:
+            return None
+        wf = hits[0]
+        out: dict[str, Any] = {}
+        for index, action, config in wf.actions:
+            if action.kind != "record":
+                continue
+            context = ActionContext(
+                team_id=self.scope.team_id,
+                workflow_id=wf.key,
+                workflow_version=wf.version,
+                action_index=index,
+                document=document,
+                settings=self.scope.engine.settings,
+            )
+            try:
+                out.update(action.execute(config, context))
+            except (ActionError, DealflowError):
+                return None
+        return out
+
+
+def open_deals(scope: TeamScope) -> Iterator[list[Deal]]:
+    """The team's open deals in batches, by id."""
+    last = 0
+    while True:
+        rows = scope.session.scalars(
+            scope.select(Deal)
+            .where(Deal.status == "open", Deal.id > last)
+            .order_by(Deal.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        yield list(rows)
+        last = rows[-1].id
+
+
+def _documents(scope: TeamScope, rows: list[Deal]) -> Iterator[tuple[Deal, dict[str, Any]]]:
+    team = team_document(scope.team)
+    for row in rows:
+        record = deals.RECORD.document(row)
+        yield (
+            row,
+            {
+                "record": record,
+                "previous": None,
+                "changed": [],
+                "event": {"op": "recompute"},
+                "team": team,
+                "payload": None,
+            },
+        )
+
+
+# --- impact preview -------------------------------------------------------------------------
+
+
+class DealChange(msgspec.Struct):
+    id: int
+    title: str
+    changes: dict[str, list[Any]]
+    """field → [old, new]"""
+
+
+class MonthForecast(msgspec.Struct):
+    month: str | None
+    currency: str
+    weighted_before: float
+    weighted_after: float
+
+
+class PreviewOut(msgspec.Struct):
+    group: str
+    report: dict[str, Any]
+    deals_scanned: int
+    deals_changed: int
+    changes: list[DealChange]
+    forecast: list[MonthForecast]
+
+
+def _weighted(amount: Any, probability: Any) -> Decimal:
+    if probability is None:
+        return Decimal(0)
+    return (Decimal(str(amount)) * Decimal(str(probability)) / 100).quantize(Decimal("0.01"))
+
+
+def preview(
+    scope: TeamScope, group: str, drafts: list[dict[str, Any]], remove: list[str] = ()
+) -> PreviewOut:
+    """What the group would change on every open deal if ``drafts`` replaced its workflows of
+    the same id (and ``remove`` were deleted) — nothing is written."""
+    registry = scope.engine.registry
+    problems = [
+        (f"workflows[{i}]" + p.path.removeprefix("$"), p.message)
+        for i, d in enumerate(drafts)
+        for p in validate(d, registry)
+    ]
+    if problems:
+        raise InvalidWorkflow(problems)
+    draft_ids = {d["id"] for d in drafts}
+    documents = [
+        d
+        for d in group_documents(scope, group)
+        if d["id"] not in draft_ids and d["id"] not in remove
+    ]
+    documents += drafts
+    runner = GroupRunner.build(scope, group, documents)
+    report = check_group(group, documents, domains(scope))
+    changed: list[DealChange] = []
+    months: dict[tuple[str | None, str], list[Decimal]] = {}
+    scanned = 0
+    for batch in open_deals(scope):
+        for row, document in _documents(scope, batch):
+            scanned += 1
+            record = document["record"]
+            new = runner.changes(document) or {}
+            diff = {
+                k: [record.get(k), v]
+                for k, v in new.items()
+                if not k.startswith("custom.") and record.get(k) != v
+            }
+            diff.update(
+                {
+                    k: [(record.get("custom") or {}).get(k[7:]), v]
+                    for k, v in new.items()
+                    if k.startswith("custom.") and (record.get("custom") or {}).get(k[7:]) != v
+                }
+            )
+            if diff:
+                changed.append(DealChange(id=row.id, title=row.title, changes=diff))
+            month = row.expected_close_date.strftime("%Y-%m") if row.expected_close_date else None
+            sums = months.setdefault((month, row.currency), [Decimal(0), Decimal(0)])
+            sums[0] += _weighted(row.amount, record.get("probability"))
+            sums[1] += _weighted(row.amount, new.get("probability", record.get("probability")))
+    forecast = [
+        MonthForecast(month=m, currency=c, weighted_before=float(b), weighted_after=float(a))
+        for (m, c), (b, a) in sorted(months.items(), key=lambda kv: (kv[0][0] is None, kv[0]))
+    ]
+    return PreviewOut(
+        group=group,
+        report=report.as_dict(),
+        deals_scanned=scanned,
+        deals_changed=len(changed),
+        changes=changed[:500],
+        forecast=forecast,
+    )
+
+
+# --- recompute ------------------------------------------------------------------------------
+
+
+class RecomputeOut(msgspec.Struct):
+    group: str
+    deals_scanned: int
+    deals_changed: int
+    errors: list[str]
+
+
+def recompute(
+    scope: TeamScope, group: str, progress: Callable[[int], None] | None = None
+) -> RecomputeOut:
+    """Apply the group's current workflows to every open deal, in batches (one commit each).
+
+    The deal rules apply as on any save (weighted amount, domains). Recompute writes the
+    values directly: it does not raise events for other workflows.
+    """
+    documents = group_documents(scope, group)
+    runner = GroupRunner.build(scope, group, documents)
+    scanned = changed = 0
+    errors: list[str] = []
+    for batch in open_deals(scope):
+        for row, document in _documents(scope, batch):
+            scanned += 1
+            new = runner.changes(document)
+            if not new:
+                continue
+            try:
+                fields = deals.RECORD.apply_changes(scope, row, new)
+            except DealflowError as exc:
+                errors.append(f"deal {row.id}: {exc.message}")
+                continue
+            changed += bool(fields)
+        scope.session.commit()
+        if progress is not None:
+            progress(len(batch))
+    return RecomputeOut(
+        group=group, deals_scanned=scanned, deals_changed=changed, errors=errors[:100]
+    )
+
+
+def count_open(scope: TeamScope) -> int:
+    from sqlalchemy import func
+
+    return (
+        scope.session.scalar(
+            select(func.count())
+            .select_from(Deal)
+            .where(Deal.team_id == scope.team_id, Deal.status == "open")
+        )
+        or 0
+    )
