@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from server.cli import admin, runs, workflows
+from server.cli import admin, groups, runs, workflows
 from server.core.errors import DealflowError
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     admin.add_commands(commands)
-    workflows.add_commands(commands)
+    groups.add_commands(commands, workflows.add_commands(commands))
     runs.add_commands(commands)
     return parser
 

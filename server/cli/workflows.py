@@ -128,6 +128,12 @@ def load_starter(team_id: int) -> int:
         print(f"no shipped workflows in {where}")
         return 0
     with runtime() as rt:
+        from server.core.starter import declare_starter_domains
+
+        with rt.sessions() as session:
+            added = declare_starter_domains(admin_scope(session, team_id, rt))
+        if added:
+            print(f"declared the starter field domains: {', '.join(added)}")
         checked = check(sources, rt.registry)
         status = import_checked(rt, team_id, checked)
     if status == 0:
@@ -288,7 +294,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------------
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Any) -> Any:
     """Add ``workflows validate|import|export|list|test`` to the ``dealflow`` parser."""
     group = commands.add_parser(
         "workflows", help="validate, import, export, list and test workflows"
@@ -343,3 +349,4 @@ def add_commands(commands: Any) -> None:
         help="team whose settings the context shows (default: the first team)",
     )
     test.set_defaults(func=cmd_test)
+    return actions

@@ -31,16 +31,22 @@ def shipped_documents() -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in shipped_files()]
 
 
-def load_starter(scope: TeamScope) -> list[tuple[str, str]]:
-    """Declare the starter domains the team lacks, then save every shipped workflow.
-
-    Returns ``(workflow id, "created" | "updated" | "unchanged")`` for each.
-    """
+def declare_starter_domains(scope: TeamScope) -> list[str]:
+    """Declare the starter domains the team has not declared itself; the paths added."""
     current = domains(scope)
     missing = {path: values for path, values in STARTER_DOMAINS.items() if path not in current}
     if missing:
         set_domains(scope, {**current, **missing})
         scope.session.commit()
+    return sorted(missing)
+
+
+def load_starter(scope: TeamScope) -> list[tuple[str, str]]:
+    """Declare the starter domains the team lacks, then save every shipped workflow.
+
+    Returns ``(workflow id, "created" | "updated" | "unchanged")`` for each.
+    """
+    declare_starter_domains(scope)
     results = []
     for document in shipped_documents():
         before = workflows.find(scope, document["id"])
