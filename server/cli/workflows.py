@@ -49,6 +49,44 @@ def _read_scope(session: Session, team: Team) -> TeamScope:
 # --- validate --------------------------------------------------------------------------------
 
 
+def _domains(args: argparse.Namespace) -> dict[str, list[Any]] | None:
+    """Field domains to prove exclusive groups against: a file, a team's, or none."""
+    if args.domains:
+        data = read_object(args.domains, "field domains")
+        return {str(k): list(v) if isinstance(v, list) else [v] for k, v in data.items()}
+    if args.team:
+        from server.core.services.common import domains
+
+        config = settings()
+        with make_session_factory(make_engine(config.database_url))() as session:
+            return dict(domains(admin_scope(session, args.team)))
+    return None
+
+
+def check_groups(
+    documents: list[dict[str, Any]], domains: dict[str, list[Any]] | None
+) -> tuple[list[str], list[str]]:
+    """Exclusivity of the groups among ``documents``: (errors, warnings) as printable lines."""
+    from server.core.exclusivity import check_group, exclusive_groups
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    for group, members in sorted(exclusive_groups(documents).items()):
+        report = check_group(group, members, domains or {})
+        line = report.summary()
+        if report.overlap_count or report.errors or (report.exhaustive and report.gap_count):
+            errors.append(line)
+        elif report.gap_count or report.unprovable:
+            warnings.append(line)
+        else:
+            print(line)
+    if warnings and domains is None:
+        warnings.append(
+            "no field domains given (--team or --domains): picklist fields cannot be enumerated"
+        )
+    return errors, warnings
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     sources, problems = collect(args.paths)
     checked = check(sources, offline_registry(settings()))
@@ -56,6 +94,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if problems:
         files = len({line.split(": ", 1)[0] for line in problems})
         return _report(problems, f"{len(problems)} problem(s) in {files} file(s)")
+    errors, warnings = check_groups([doc for _, doc in checked.documents], _domains(args))
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if errors:
+        return _report(errors, f"{len(errors)} exclusive group(s) fail")
     print(f"{len(checked.documents)} workflow(s) valid")
     return 0
 
@@ -306,6 +349,15 @@ def add_commands(commands: Any) -> Any:
     )
     validate.add_argument(
         "paths", nargs="+", metavar="FILE|DIR", help="*.json files or directories of them"
+    )
+    validate.add_argument(
+        "--domains",
+        default=None,
+        metavar="DOMAINS.json",
+        help='field domains to prove exclusive groups against: {"deal.stage": [...], ...}',
+    )
+    validate.add_argument(
+        "--team", default=None, help="prove exclusive groups against this team's field domains"
     )
     validate.set_defaults(func=cmd_validate)
 

@@ -418,3 +418,23 @@ def test_an_import_refused_midway_saves_nothing(
         with rt.sessions() as session:
             assert session.scalars(select(Workflow.key)).all() == ["prob-70"]
             assert session.scalar(select(func.count()).select_from(WorkflowVersion)) == 1
+
+
+def test_validate_proves_exclusive_groups_against_the_given_domains(cli: Cli, tmp_path: Path) -> None:
+    # Given the shipped ladder, its domains in a file, and a copy of one step under another id
+    from server.core.starter import STARTER_DOMAINS
+
+    ladder = Path(str(resources.files("workflows")))
+    domains = write(tmp_path / "domains.json", STARTER_DOMAINS)
+    step = json.loads((ladder / "deal-probability-70.json").read_text())
+    copy = write(tmp_path / "copy" / "copy-70.json", {**step, "id": "copy-of-70"})
+    # When the ladder alone is validated, then it is proven exclusive
+    out = cli.ok("workflows", "validate", "--domains", domains, ladder)
+    assert "group deal_probability: exclusive over" in out
+    # When the copy joins it, then the overlaps are named with both ids and the exit status is 1
+    err = cli.fails("workflows", "validate", "--domains", domains, ladder, copy)
+    assert "3 overlap(s)" in err and "deal-probability-70, copy-of-70" in err
+    assert "1 exclusive group(s) fail" in err
+    # Without domains the picklist fields cannot be proven: a warning, not a failure
+    result = cli("workflows", "validate", ladder)
+    assert result.returncode == 0 and "cannot prove: record.stage" in result.stderr
