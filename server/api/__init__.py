@@ -8,6 +8,7 @@ from litestar.di import Provide
 from server.api.auth import provide_scope
 from server.api.contacts import ContactController
 from server.api.deals import DealController
+from server.api.forecast import ForecastController
 from server.api.groups import GroupController
 from server.api.leads import LeadController
 from server.api.outreach import OutreachController
@@ -30,6 +31,7 @@ def api_router() -> Router:
             WorkflowController,
             RunController,
             GroupController,
+            ForecastController,
             list_actions,
         ],
         dependencies={"team": Provide(provide_scope)},
