@@ -1,21 +1,31 @@
-"""Shared fixtures: a real SQLite file and a real PostgreSQL database for every data test."""
+"""Shared fixtures: a real SQLite file and a real PostgreSQL database for every data test, the
+real app and a client per team on it, and a real SMTP server (aiosmtpd on a local port)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
+from litestar import Litestar
+from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from server.app import create_app
 from server.core.db import make_engine, make_session_factory, normalize_url, transaction
 from server.core.models import Base
 from server.core.services.teams import create_team
 from server.migrations import upgrade
+from server.settings import Settings
 
 PG_HOST = os.environ.get("DEALFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 INSTALL_HINT = (
@@ -137,3 +147,110 @@ def make_team(engine: Engine):  # type: ignore[no-untyped-def]
             return TeamKey(team.id, user.id, key)
 
     return make
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def shared_app(database: str, shared_engine: Engine) -> Litestar:
+    """One app per backend: building it is the slow part of a test's set-up."""
+    return create_app(
+        Settings(database_url=database, max_body_size=64 * 1024), engine=shared_engine
+    )
+
+
+@pytest.fixture
+def app(shared_app: Litestar, db_url: str) -> Iterator[Litestar]:
+    runtime = shared_app.state.runtime
+    runtime.engine.index.clear()  # ids restart with the emptied database
+    yield shared_app
+    # Side effects still running must not touch the next test's rows.
+    assert runtime.runner.join(10), "side-effect executions still running after 10 s"
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def team(make_team):  # type: ignore[no-untyped-def]
+    """Team A, whose key most tests use."""
+    return make_team("Acme")
+
+
+@pytest.fixture
+def api(client: TestClient[Litestar], team) -> TestClient[Litestar]:  # type: ignore[no-untyped-def]
+    """A client that sends team A's key."""
+    client.headers.update(team.headers)
+    return client
+
+
+# --- SMTP ------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    # aiosmtpd's Controller cannot take port 0, so ask the OS for a free port first.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """``free_port()`` gives a local port nothing listens on (for "cannot reach" cases)."""
+    return _free_port
+
+
+@dataclass
+class SmtpRecorder:
+    """An aiosmtpd handler keeping every envelope; refuses recipients listed in ``refuse``."""
+
+    envelopes: list[Any] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+    def message(self, index: int = 0) -> Message:
+        """The ``index``-th message received, parsed."""
+        return message_from_bytes(self.envelopes[index].content)
+
+
+@dataclass
+class SmtpServer:
+    """A running SMTP server: its recorder, its port and an SMTP_URL pointing at it."""
+
+    recorder: SmtpRecorder
+    port: int
+
+    @property
+    def envelopes(self) -> list[Any]:
+        return self.recorder.envelopes
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on a free local port for the test, stopped afterwards."""
+    server = SmtpServer(SmtpRecorder(), _free_port())
+    controller = Controller(server.recorder, hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()

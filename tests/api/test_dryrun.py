@@ -3,12 +3,8 @@ written and nothing sent."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine
@@ -111,43 +107,12 @@ def test_a_dry_run_refuses_a_missing_or_invalid_workflow(api) -> None:
     ]
 
 
-def _free_port() -> int:
-    # aiosmtpd's Controller cannot take port 0, so ask the OS for a free port first.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Recorder:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
-    recorder, port = Recorder(), _free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield recorder, port
-    finally:
-        controller.stop()
-
-
 def test_an_email_preview_is_rendered_and_nothing_is_sent(
-    engine: Engine, db_url: str, team: Any, smtp: tuple[Recorder, int]
+    engine: Engine, db_url: str, team: Any, smtp_server: Any
 ) -> None:
     # Given an app that can send mail to a real SMTP server, and an existing deal
-    recorder, port = smtp
-    app = create_app(
-        Settings(database_url=db_url, smtp_url=f"smtp://127.0.0.1:{port}"), engine=engine
-    )
+    recorder = smtp_server.recorder
+    app = create_app(Settings(database_url=db_url, smtp_url=smtp_server.url), engine=engine)
     approval = {
         "id": "approval",
         "name": "Ask for approval",

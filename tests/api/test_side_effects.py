@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine
@@ -33,46 +29,17 @@ ESCALATION = {
 }
 
 
-def _free_port() -> int:
-    # aiosmtpd's Controller cannot take port 0, so ask the OS for a free port first.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Recorder:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
-    recorder, port = Recorder(), _free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield recorder, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def mail_app(engine: Engine, db_url: str, smtp: tuple[Recorder, int]) -> Litestar:
+def mail_app(engine: Engine, db_url: str, smtp_server: Any) -> Litestar:
     """The app with SMTP_URL pointing at the test's SMTP server."""
-    settings = Settings(database_url=db_url, smtp_url=f"smtp://127.0.0.1:{smtp[1]}")
+    settings = Settings(database_url=db_url, smtp_url=smtp_server.url)
     return create_app(settings, engine=engine)
 
 
 def test_an_email_action_is_sent_once_after_commit(
-    mail_app: Litestar, team: Any, smtp: tuple[Recorder, int]
+    mail_app: Litestar, team: Any, smtp_server: Any
 ) -> None:
-    recorder, _ = smtp
+    recorder = smtp_server.recorder
     runner = mail_app.state.runtime.runner
     with TestClient(mail_app) as api:
         api.headers.update(team.headers)
@@ -94,7 +61,7 @@ def test_an_email_action_is_sent_once_after_commit(
         # and once the runner is done, exactly one rendered message reached the server
         assert runner.join(10)
         assert len(recorder.envelopes) == 1
-        message = message_from_bytes(recorder.envelopes[0].content)
+        message = recorder.message()
         assert message["Subject"] == "Initech is in negotiation"
         assert recorder.envelopes[0].rcpt_tos == ["sales-lead@example.com"]
         (execution,) = api.get(f"/api/v1/runs/{run['id']}").json()["executions"]

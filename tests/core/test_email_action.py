@@ -1,16 +1,11 @@
-"""The email action against a real SMTP server (aiosmtpd on a local port)."""
+"""The email action against a real SMTP server (aiosmtpd on a local port: ``smtp_server``)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from server.core.action import ActionContext, ActionError
 from server.core.builtin import email as email_action
@@ -22,6 +17,7 @@ CONFIG = {
     "subject": "Deal {{ record.name }} is at risk",
     "body": "Amount: {{ record.amount }}\nStage: {{ record.stage }}\n",
 }
+SENDER = "?from=deals%40example.com"  # the SMTP_URL query naming the envelope sender
 DOCUMENT = {
     "record": {
         "name": "Acme",
@@ -30,49 +26,6 @@ DOCUMENT = {
         "owner_email": "owner@example.com",
     }
 }
-
-
-def _free_port() -> int:
-    # aiosmtpd's Controller cannot take port 0, so ask the OS for a free port first.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Recorder:
-    """An aiosmtpd handler keeping every envelope; refuses recipients listed in ``refuse``."""
-
-    envelopes: list[Any] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-    def message(self) -> Message:
-        return message_from_bytes(self.envelopes[0].content)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, str]]:
-    """A running SMTP server and the SMTP_URL pointing at it."""
-    recorder = Recorder()
-    port = _free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield recorder, f"smtp://127.0.0.1:{port}?from=deals%40example.com"
-    finally:
-        controller.stop()
 
 
 def _context(smtp_url: str | None, document: dict[str, Any] = DOCUMENT) -> ActionContext:
@@ -87,8 +40,8 @@ def _context(smtp_url: str | None, document: dict[str, Any] = DOCUMENT) -> Actio
     )
 
 
-def test_execute_sends_one_rendered_message(smtp: tuple[Recorder, str]) -> None:
-    recorder, url = smtp
+def test_execute_sends_one_rendered_message(smtp_server: Any) -> None:
+    recorder, url = smtp_server.recorder, smtp_server.url + SENDER
 
     # When
     result = email_action.send(CONFIG, _context(url))
@@ -109,8 +62,8 @@ def test_execute_sends_one_rendered_message(smtp: tuple[Recorder, str]) -> None:
     }
 
 
-def test_preview_renders_and_sends_nothing(smtp: tuple[Recorder, str]) -> None:
-    recorder, url = smtp
+def test_preview_renders_and_sends_nothing(smtp_server: Any) -> None:
+    recorder, url = smtp_server.recorder, smtp_server.url + SENDER
 
     preview = email_action.preview(CONFIG, _context(url))
 
@@ -123,8 +76,8 @@ def test_preview_renders_and_sends_nothing(smtp: tuple[Recorder, str]) -> None:
     assert recorder.envelopes == []
 
 
-def test_a_bad_rendered_address_is_a_permanent_error(smtp: tuple[Recorder, str]) -> None:
-    recorder, url = smtp
+def test_a_bad_rendered_address_is_a_permanent_error(smtp_server: Any) -> None:
+    recorder, url = smtp_server.recorder, smtp_server.url + SENDER
     document = {"record": {**DOCUMENT["record"], "owner_email": "not an address"}}
 
     with pytest.raises(ActionError) as caught:
@@ -142,9 +95,9 @@ def test_without_smtp_url_the_error_is_permanent() -> None:
     assert caught.value.permanent
 
 
-def test_a_server_that_is_not_listening_is_retried() -> None:
+def test_a_server_that_is_not_listening_is_retried(free_port: Callable[[], int]) -> None:
     # Given a port nothing listens on
-    url = f"smtp://127.0.0.1:{_free_port()}"
+    url = f"smtp://127.0.0.1:{free_port()}"
 
     # When
     with pytest.raises(ActionError) as caught:
@@ -159,10 +112,10 @@ def test_a_server_that_is_not_listening_is_retried() -> None:
     ("reply", "permanent"), [("550 no such user", True), ("450 mailbox busy", False)]
 )
 def test_refused_recipients_are_permanent_only_on_5xx(
-    smtp: tuple[Recorder, str], reply: str, permanent: bool
+    smtp_server: Any, reply: str, permanent: bool
 ) -> None:
     # Given a server refusing both recipients
-    recorder, url = smtp
+    recorder, url = smtp_server.recorder, smtp_server.url + SENDER
     recorder.refuse = {"owner@example.com": reply, "sales-lead@example.com": reply}
 
     # When

@@ -3,33 +3,10 @@ limit, which workflows are evaluated, action errors, exclusive conflicts and ver
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import Engine
-
-from server.app import create_app
-from server.core.matching import WorkflowIndex
-from server.settings import Settings
-
-_APPS: dict[Engine, Litestar] = {}
-
-
-@pytest.fixture
-def api(engine: Engine, db_url: str, make_team: Any) -> Iterator[TestClient[Litestar]]:
-    """Team A's client on the real app (built once per database engine: that is the slow part)."""
-    app = _APPS.get(engine)
-    if app is None:
-        app = _APPS[engine] = create_app(Settings(database_url=db_url), engine=engine)
-    runtime = app.state.runtime
-    runtime.engine.index = WorkflowIndex(runtime.registry)  # ids restart with each emptied database
-    with TestClient(app) as client:
-        client.headers.update(make_team("Acme").headers)
-        yield client
-    assert runtime.runner.join(10)
 
 
 def workflow(key: str, actions: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:

@@ -3,24 +3,16 @@ to end through its entry point; and the plugin manager's start-up checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, distribution
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import TestClient
-from sqlalchemy import Engine
 
-from server.app import create_app
 from server.core.errors import ConfigError
-from server.core.matching import WorkflowIndex
 from server.core.plugins import ENTRY_POINT_GROUP, build_registry, get_plugin_manager
 from server.plugin import Action, hookimpl
-from server.settings import Settings
 
 INSTALL_HINT = "install it with `.venv/bin/pip install -e tests/plugins/sample_plugin`"
-_APPS: dict[Engine, Litestar] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,20 +23,6 @@ def sample_plugin_installed() -> None:
         pytest.fail(f"the sample plugin distribution is not installed; {INSTALL_HINT}")
     names = {ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP}
     assert names == {"sample"}, f"unexpected entry points {names}; {INSTALL_HINT}"
-
-
-@pytest.fixture
-def api(engine: Engine, db_url: str, make_team: Any) -> Iterator[TestClient[Litestar]]:
-    """Team A's client on the real app (built once per database engine: that is the slow part)."""
-    app = _APPS.get(engine)
-    if app is None:
-        app = _APPS[engine] = create_app(Settings(database_url=db_url), engine=engine)
-    runtime = app.state.runtime
-    runtime.engine.index = WorkflowIndex(runtime.registry)  # ids restart with each emptied database
-    with TestClient(app) as client:
-        client.headers.update(make_team("Acme").headers)
-        yield client
-    assert runtime.runner.join(10)
 
 
 def tagging(*actions: dict[str, Any]) -> dict[str, Any]:
