@@ -22,35 +22,57 @@ BUILTIN_DOMAINS: dict[str, list[Any]] = {
 }
 
 
-def referenced_fields(expression: str) -> set[str]:
-    """The ``record.…`` paths an expression reads (``stage``, ``custom.proposal_type``)."""
-    found: set[str] = set()
+# The other parts of a condition's context: no domain enumerates them, so a condition that
+# reads them cannot be decided from the record's factor values alone.
+CONTEXT_ROOTS = ("previous", "changed", "event", "team", "payload")
 
-    def chain(node: Mapping[str, Any]) -> list[str] | None:
+
+def _paths(expression: str) -> set[tuple[str, ...]]:
+    """The context paths an expression reads (``("record", "stage")``, ``("previous", "stage")``)."""
+    found: set[tuple[str, ...]] = set()
+    # A path may go on through an index or a projection (record.custom.tags[0],
+    # record.lines[*].amount): the field names before it are still a path the condition reads.
+    through = ("index_expression", "projection")
+
+    def chain(node: Mapping[str, Any]) -> tuple[list[str], bool]:
+        """The field names a path starts with, and whether the path is only field names."""
         if node.get("type") == "field":
-            return [node["value"]]
+            return [node["value"]], True
+        if node.get("type") in through:
+            return chain(node["children"][0])[0], False
         if node.get("type") == "subexpression":
             names: list[str] = []
             for child in node["children"]:
-                part = chain(child)
-                if part is None:
-                    return None
+                part, whole = chain(child)
                 names += part
-            return names
-        return None
+                if not whole:
+                    return names, False
+            return names, True
+        return [], False
 
     def walk(node: Any) -> None:
         if not isinstance(node, dict):
             return
-        names = chain(node) if node.get("type") in ("field", "subexpression") else None
-        if names and names[0] == "record" and len(names) > 1:
-            found.add(".".join(names[1:]))
-            return
+        if node.get("type") in ("field", "subexpression", *through):
+            names = chain(node)[0]
+            if names and names[0] in ("record", *CONTEXT_ROOTS):
+                found.add(tuple(names))
+                return
         for child in node.get("children", []):
             walk(child)
 
     walk(compile_expression(expression).parsed)
     return found
+
+
+def referenced_fields(expression: str) -> set[str]:
+    """The ``record.…`` paths an expression reads (``stage``, ``custom.proposal_type``)."""
+    return {".".join(p[1:]) for p in _paths(expression) if p[0] == "record" and len(p) > 1}
+
+
+def context_reads(expression: str) -> set[str]:
+    """What an expression reads outside the record (``previous.stage``, ``changed``)."""
+    return {".".join(p) for p in _paths(expression) if p[0] in CONTEXT_ROOTS}
 
 
 @dataclass
@@ -92,7 +114,8 @@ class GroupReport:
         for item in self.unprovable:
             fields.setdefault(item["field"], []).append(item["workflow"])
         for name, users in fields.items():
-            parts.append(f"cannot prove: {name} has no picklist domain (read by {', '.join(users)})")
+            why = "has no picklist domain" if name.startswith("record.") else "is outside the record"
+            parts.append(f"cannot prove: {name} {why} (read by {', '.join(users)})")
         if not parts:
             parts.append(f"exclusive over {self.combinations} combination(s) of {', '.join(self.factors) or 'no factor'}")
         return f"group {self.group}: " + " | ".join(parts)
@@ -157,9 +180,12 @@ def check_group(
             continue
         try:
             fields = referenced_fields(condition)
+            others = context_reads(condition)
         except ExpressionError as exc:
             report.errors.append(f"{doc.get('id')}: condition does not compile: {exc.message}")
             continue
+        for name in sorted(others):
+            report.unprovable.append({"workflow": str(doc.get("id")), "field": name})
         for name in sorted(fields):
             path = f"{entity}.{name}"
             if path in known:

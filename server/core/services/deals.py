@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
 
 import msgspec
@@ -142,7 +142,7 @@ def _settle(scope: TeamScope, row: Deal) -> None:
         row.weighted_amount = None
     else:
         row.weighted_amount = (Decimal(row.amount) * row.probability / 100).quantize(
-            Decimal("0.01")
+            Decimal("0.01"), rounding=ROUND_HALF_UP
         )
 
 

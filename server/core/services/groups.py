@@ -285,6 +285,9 @@ def recompute(
     """
     documents = group_documents(scope, group)
     runner = GroupRunner.build(scope, group, documents)
+    probabilities = _probability_steps(runner)
+    if probabilities is not None:
+        return _recompute_probabilities(scope, group, runner, probabilities, progress)
     scanned = changed = 0
     errors: list[str] = []
     for batch in open_deals(scope):
@@ -318,3 +321,93 @@ def count_open(scope: TeamScope) -> int:
         )
         or 0
     )
+
+
+# The deal columns a factor can be (team domains: stage, currency; built in: status).
+_FACTOR_COLUMNS = {("stage",): Deal.stage, ("status",): Deal.status, ("currency",): Deal.currency}
+
+
+def _probability_steps(runner: GroupRunner) -> dict[str, int] | None:
+    """Workflow → probability, when the group is a proven ladder whose record actions only set a
+    literal probability (the common case, which recompute can do in bulk); else None."""
+    if runner.table is None or not all(
+        path in _FACTOR_COLUMNS or (path[:1] == ("custom",) and len(path) == 2) for path in runner.factors
+    ):
+        return None
+    steps: dict[str, int] = {}
+    for wf in runner.workflows:
+        sets: dict[str, Any] = {}
+        for _, action, config in wf.actions:
+            if action.kind != "record":
+                continue
+            if action.name != "field_update" or config.get("set_from"):
+                return None
+            sets.update(config.get("set") or {})
+        try:
+            patch = msgspec.convert(sets, deals.DealPatch, strict=False)
+        except msgspec.ValidationError:
+            return None
+        if set(sets) != {"probability"} or patch.probability is None:
+            return None
+        steps[wf.key] = int(patch.probability)  # type: ignore[arg-type]
+    return steps
+
+
+def _recompute_probabilities(
+    scope: TeamScope,
+    group: str,
+    runner: GroupRunner,
+    steps: dict[str, int],
+    progress: Callable[[int], None] | None,
+) -> RecomputeOut:
+    """Recompute a probability ladder with one bulk UPDATE per batch: read the factor columns,
+    look each deal up in the group's table, write probability and weighted amount."""
+    from sqlalchemy import func, update
+
+    from server.core.models import utcnow
+
+    table = runner.table or {}
+    scanned = changed = 0
+    last = 0
+    while True:
+        rows = scope.session.execute(
+            select(Deal.id, Deal.amount, Deal.probability, *_FACTOR_COLUMNS.values(), Deal.custom)
+            .where(Deal.team_id == scope.team_id, Deal.status == "open", Deal.id > last)
+            .order_by(Deal.id)
+            .limit(BATCH * 5)
+        ).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        now = utcnow()
+        by_probability: dict[int, list[int]] = {}
+        for row in rows:
+            values = []
+            for path in runner.factors:
+                if path in _FACTOR_COLUMNS:
+                    values.append(getattr(row, path[0]))
+                else:
+                    values.append((row.custom or {}).get(path[1]))
+            key = table.get(tuple(values))
+            probability = steps.get(key) if key is not None else None
+            if probability is not None and probability != row.probability:
+                by_probability.setdefault(probability, []).append(row.id)
+        scanned += len(rows)
+        # One UPDATE per step: the weighted amount is computed by the database, rounded
+        # half away from zero like the deal rules.
+        for probability, ids in by_probability.items():
+            scope.session.execute(
+                update(Deal)
+                .where(Deal.id.in_(ids))
+                .values(
+                    probability=probability,
+                    weighted_amount=func.round(Deal.amount * probability / 100, 2),
+                    updated_at=now,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+            changed += len(ids)
+        scope.session.commit()
+        if progress is not None:
+            progress(len(rows))
+    return RecomputeOut(group=group, deals_scanned=scanned, deals_changed=changed, errors=[])
