@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -203,12 +204,31 @@ def _targets(action: str, config: Mapping[str, Any], entity: str, at: str) -> li
     else:
         return []
     allowed = writable_fields(entity)
-    return [
+    problems = [
         Problem(path, f"{name} is not a field a workflow can set on a {entity} "
                 f"(settable: {', '.join(sorted(allowed))}, custom.<name>)")
         for path, name in targets
         if not name.startswith("custom.") and name not in allowed
     ]
+    if action == "field_update" and not problems:
+        problems = _literal_values(config.get("set") or {}, entity, f"{at}.set")
+    return problems
+
+
+def _literal_values(values: Mapping[str, Any], entity: str, at: str) -> list[Problem]:
+    """Literal values must be what the field takes (a probability is an integer 0–100)."""
+    from server.core.records import record_type
+
+    patch_type = record_type(entity).patch_type
+    problems = []
+    for name, value in values.items():
+        if name.startswith("custom."):
+            continue
+        try:
+            msgspec.convert({name: value}, patch_type, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(Problem(f"{at}.{name}", str(exc).split(" - at ")[0]))
+    return problems
 
 
 def published_schema(registry: Registry) -> dict[str, Any]:

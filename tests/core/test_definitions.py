@@ -187,3 +187,22 @@ def test_record_actions_may_only_set_fields_the_entity_lets_them_set() -> None:
     problems = {p.path: p.message for p in validate(document, load_registry())}
     assert set(problems) == {"$.actions[0].field", "$.actions[1].set.created_by_id", "$.actions[1].set_from.id"}
     assert "weighted_amount is not a field a workflow can set on a deal" in problems["$.actions[0].field"]
+
+
+def test_literal_values_must_be_what_the_field_takes() -> None:
+    from server.core.definitions import validate
+    from server.core.plugins import load_registry
+
+    document = {
+        "id": "w", "name": "w", "entity": "deal", "trigger": {"type": "record_saved"},
+        "actions": [{"type": "field_update", "set": {
+            "probability": "high", "amount": -5, "status": "nope", "stage": "proposal", "custom.x": [1][0],
+        }}],
+    }
+    problems = {p.path: p.message for p in validate(document, load_registry())}
+    assert set(problems) == {
+        "$.actions[0].set.probability", "$.actions[0].set.amount", "$.actions[0].set.status",
+    }
+    assert "int" in problems["$.actions[0].set.probability"]
+    fine = {**document, "actions": [{"type": "field_update", "set": {"probability": 70.0, "owner_id": None}}]}
+    assert validate(fine, load_registry()) == []
