@@ -114,7 +114,8 @@ class GroupReport:
         for item in self.unprovable:
             fields.setdefault(item["field"], []).append(item["workflow"])
         for name, users in fields.items():
-            why = "has no picklist domain" if name.startswith("record.") else "is outside the record"
+            outside = not name.startswith("record.")
+            why = "is outside the record" if outside else "has no picklist domain"
             parts.append(f"cannot prove: {name} {why} (read by {', '.join(users)})")
         if not parts:
             parts.append(f"exclusive over {self.combinations} combination(s) of {', '.join(self.factors) or 'no factor'}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import msgspec
@@ -200,7 +200,10 @@ class PreviewOut(msgspec.Struct):
 def _weighted(amount: Any, probability: Any) -> Decimal:
     if probability is None:
         return Decimal(0)
-    return (Decimal(str(amount)) * Decimal(str(probability)) / 100).quantize(Decimal("0.01"))
+    # Rounded as the deal rules round the stored weighted amount, so "before" matches the forecast.
+    return (Decimal(str(amount)) * Decimal(str(probability)) / 100).quantize(
+        Decimal("0.01"), rounding=ROUND_HALF_UP
+    )
 
 
 def preview(
