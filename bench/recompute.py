@@ -74,11 +74,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--postgres", default=None, help="admin URL of a PostgreSQL server")
+    parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
     args = parser.parse_args()
     print(f"{'backend':<10} {'deals':>9} {'deals/s':>9} {'seconds':>8}")
-    with tempfile.TemporaryDirectory() as tmp:
-        rate, _ = run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.deals)
-        print(f"{'sqlite':<10} {args.deals:>9,} {rate:>9,.0f} {args.deals / rate:>8.1f}")
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            rate, _ = run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.deals)
+            print(f"{'sqlite':<10} {args.deals:>9,} {rate:>9,.0f} {args.deals / rate:>8.1f}")
     if args.postgres:
         admin = make_engine(args.postgres).execution_options(isolation_level="AUTOCOMMIT")
         name = f"dealflow_bench_{uuid.uuid4().hex[:8]}"

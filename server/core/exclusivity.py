@@ -84,6 +84,8 @@ class GroupReport:
     workflows: list[str]
     factors: list[str] = field(default_factory=list)
     combinations: int = 0
+    checked: int = 0
+    """Combinations actually checked: closed deal statuses are skipped."""
     overlaps: list[dict[str, Any]] = field(default_factory=list)
     overlap_count: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
@@ -118,7 +120,12 @@ class GroupReport:
             why = "is outside the record" if outside else "has no picklist domain"
             parts.append(f"cannot prove: {name} {why} (read by {', '.join(users)})")
         if not parts:
-            parts.append(f"exclusive over {self.combinations} combination(s) of {', '.join(self.factors) or 'no factor'}")
+            factors = ", ".join(self.factors) or "no factor"
+            if self.checked != self.combinations:
+                parts.append(f"exclusive over the {self.checked} open-deal combination(s) of {factors} "
+                             "(closed statuses have fixed probabilities)")
+            else:
+                parts.append(f"exclusive over {self.combinations} combination(s) of {factors}")
         return f"group {self.group}: " + " | ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,6 +135,7 @@ class GroupReport:
             "workflows": self.workflows,
             "factors": self.factors,
             "combinations": self.combinations,
+            "checked": self.checked,
             "ok": self.ok,
             "exhaustive": self.exhaustive,
             "overlap_count": self.overlap_count,
@@ -206,6 +214,7 @@ def check_group(
         return report
     table: dict[tuple[Any, ...], str] = {}
     for values, combination, matched in combinations(entity, report.factors, known, conditions):
+        report.checked += 1
         if len(matched) > 1:
             report.overlap_count += 1
             if len(report.overlaps) < SHOWN:

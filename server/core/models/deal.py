@@ -22,6 +22,8 @@ class Deal(TeamOwned, Base):
     __table_args__ = (
         UniqueConstraint("team_id", "external_id"),
         Index("ix_deals_team_status_close", "team_id", "status", "expected_close_date"),
+        # Walking a team's open deals in id order (recompute) reads this index, not a sort.
+        Index("ix_deals_team_status_id", "team_id", "status", "id"),
     )
 
     title: Mapped[str] = mapped_column(String(300))
