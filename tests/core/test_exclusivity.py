@@ -240,6 +240,8 @@ def test_closed_deal_statuses_are_not_gaps_when_status_is_a_factor() -> None:
     # Then: status is a factor with its four values, but only open combinations are checked
     assert report.factors == ["deal.stage", "deal.status"]
     assert report.combinations == 3 * 4
+    assert report.checked == 3
+    assert "exclusive over the 3 open-deal combination(s)" in report.summary()
     assert report.ok, report.summary()
     assert report.gap_count == 0
     assert report.table == {(s, "open"): f"open-{s}" for s in STAGES}
