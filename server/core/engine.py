@@ -34,6 +34,7 @@ class Step:
 
     workflow: str
     fields: tuple[str, ...]
+    depth: int = 0
 
     def __str__(self) -> str:
         return f"{self.workflow} set {', '.join(self.fields)}"
@@ -236,7 +237,7 @@ class WorkflowEngine:
         report: RunReport,
     ) -> list[Step]:
         steps: list[Step] = []
-        earlier = {step.workflow for step in item.chain}
+        looping = {step.workflow for step in item.chain if _returns(item.chain, step.workflow)}
         for wf, evaluation in matched:
             changed_here: list[str] = []
             for index, action, config in wf.actions:
@@ -264,7 +265,7 @@ class WorkflowEngine:
                 started = time.perf_counter()
                 try:
                     changes = action.execute(config, context)
-                    if wf.key in earlier and self._would_change(item, changes):
+                    if wf.key in looping and self._would_change(item, changes):
                         chain = " → ".join(map(str, item.chain)) + f" → {wf.key} …"
                         entry.update(status="skipped", error=f"loop: {chain}")
                         report.notes.append({"loop": [str(s) for s in item.chain] + [wf.key]})
@@ -286,7 +287,7 @@ class WorkflowEngine:
                     report.status = "error"
                 entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             if changed_here:
-                steps.append(Step(wf.key, tuple(dict.fromkeys(changed_here))))
+                steps.append(Step(wf.key, tuple(dict.fromkeys(changed_here)), item.change.depth))
         return steps
 
     @staticmethod
@@ -352,6 +353,17 @@ class WorkflowEngine:
         scope.session.flush()
         scope.session.info.setdefault(PENDING_KEY, []).append(execution.id)
         return execution.id
+
+
+def _returns(chain: tuple[Step, ...], workflow: str) -> bool:
+    """Whether ``workflow`` firing again would close a cycle: after its last change, another
+    workflow changed the record in a later step (A → B → A), or it alone changed the record
+    in its step (A → A). A workflow that changed the record beside others in one step may run
+    again on their changes (a formula over the probability a ladder just set)."""
+    last = max(s.depth for s in chain if s.workflow == workflow)
+    later = any(s.depth > last and s.workflow != workflow for s in chain)
+    alone = all(s.workflow == workflow for s in chain if s.depth == last)
+    return later or alone
 
 
 def hand_over_after_commit(factory: sessionmaker[Session], submit: Any, notify: Any = None) -> None:

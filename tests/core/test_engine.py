@@ -265,3 +265,15 @@ def test_a_formula_result_with_no_fraction_sets_an_integer_field(api) -> None:
     deal = new_deal(api, amount=7000)
     # Then its probability is 70 and its weighted amount follows
     assert (deal["probability"], deal["weighted_amount"]) == (70, 4900.0)
+
+
+def test_a_formula_over_a_field_another_workflow_sets_in_the_same_step_is_not_a_loop(api) -> None:
+    # Given a formula that runs first (by id) over the probability that a second workflow sets
+    save(api, workflow("a-expected", [{"type": "formula", "field": "custom.expected",
+                                       "expression": "amount * probability / 100"}]))
+    save(api, workflow("b-probability", [{"type": "field_update", "set": {"probability": 40}}]))
+    # When a deal with probability 10 is created
+    deal = new_deal(api, amount=1000, probability=10)
+    # Then the formula ran again on the new probability, and no loop was recorded
+    assert (deal["probability"], deal["custom"]) == (40, {"expected": 400})
+    assert all(run["status"] != "loop" for run in runs_of(api, deal["id"]))
