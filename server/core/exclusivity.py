@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jmespath import exceptions as jexc
+
 from server.core.conditions import truthy
 from server.core.expressions import ExpressionError, compile_expression
 from server.core.models.deal import STATUSES
@@ -50,16 +52,24 @@ def _paths(expression: str) -> set[tuple[str, ...]]:
             return names, True
         return [], False
 
-    def walk(node: Any) -> None:
+    def walk(node: Any, relative: bool = False) -> None:
         if not isinstance(node, dict):
+            return
+        if node.get("type") == "current" and not relative:
+            # `@` at the top is the whole context document: anything may be read through it.
+            found.add(("@",))
             return
         if node.get("type") in ("field", "subexpression", *through):
             names = chain(node)[0]
             if names and names[0] in ("record", *CONTEXT_ROOTS):
                 found.add(tuple(names))
                 return
-        for child in node.get("children", []):
-            walk(child)
+        children = node.get("children", [])
+        # Past the first child of a projection or filter, `@` and fields are relative to the
+        # items being projected, not to the context document.
+        scoped = node.get("type") in ("projection", "filter_projection", "value_projection")
+        for index, child in enumerate(children):
+            walk(child, relative or (scoped and index > 0))
 
     walk(compile_expression(expression).parsed)
     return found
@@ -71,8 +81,11 @@ def referenced_fields(expression: str) -> set[str]:
 
 
 def context_reads(expression: str) -> set[str]:
-    """What an expression reads outside the record (``previous.stage``, ``changed``)."""
-    return {".".join(p) for p in _paths(expression) if p[0] in CONTEXT_ROOTS}
+    """What an expression reads besides named record fields: other parts of the context
+    (``previous.stage``, ``changed``), the whole record (``record``) or the whole document (``@``)."""
+    return {
+        ".".join(p) for p in _paths(expression) if p[0] in (*CONTEXT_ROOTS, "@") or p == ("record",)
+    }
 
 
 @dataclass
@@ -116,8 +129,12 @@ class GroupReport:
         for item in self.unprovable:
             fields.setdefault(item["field"], []).append(item["workflow"])
         for name, users in fields.items():
-            outside = not name.startswith("record.")
-            why = "is outside the record" if outside else "has no picklist domain"
+            if name in ("record", "@"):
+                why = "is read as a whole, not field by field"
+            elif name.startswith("record."):
+                why = "has no picklist domain"
+            else:
+                why = "is outside the record"
             parts.append(f"cannot prove: {name} {why} (read by {', '.join(users)})")
         if not parts:
             factors = ", ".join(self.factors) or "no factor"
@@ -213,7 +230,12 @@ def check_group(
         report.errors.append(f"{total} combinations is more than the {MAX_COMBINATIONS} the validator enumerates")
         return report
     table: dict[tuple[Any, ...], str] = {}
-    for values, combination, matched in combinations(entity, report.factors, known, conditions):
+    try:
+        found = list(combinations(entity, report.factors, known, conditions))
+    except jexc.JMESPathError as exc:
+        report.errors.append(f"a condition fails on the factor values: {exc}")
+        return report
+    for values, combination, matched in found:
         report.checked += 1
         if len(matched) > 1:
             report.overlap_count += 1

@@ -480,3 +480,26 @@ def test_a_gap_still_compiles_and_its_combinations_are_left_to_the_conditions() 
     group = compile_groups([compile_workflow(d, 1, registry) for d in documents], DOMAINS)["g"]
     assert group.lookup({"stage": "qualification", "custom": {}}) == "q"
     assert group.lookup({"stage": "negotiation", "custom": {}}) is None
+
+
+def test_reads_of_the_whole_record_or_document_cannot_be_proven() -> None:
+    # Given two steps that differ only through a read of the whole document (@)
+    group = [
+        {"id": "vip", "entity": "deal", "condition": "record.stage == 's1' && @.record.custom.vip == 'yes'"},
+        {"id": "rest", "entity": "deal", "condition": "record.stage == 's1' && @.record.custom.vip != 'yes'"},
+    ]
+    # When the validator checks them
+    report = check_group("g", group, {"deal.stage": ["s1", "s2"]})
+    # Then it says what it cannot prove and compiles no table the engine would trust
+    assert {u["field"] for u in report.unprovable} >= {"@"}
+    assert report.table is None and not report.ok
+    assert "@ is read as a whole" in report.summary()
+    # Relative reads inside a filter are not whole-document reads
+    assert context_reads("record.tags[?@ == 'x'] && record.stage == 's1'") == set()
+
+
+def test_a_condition_failing_on_the_factor_values_is_an_error_not_a_crash() -> None:
+    group = [{"id": "bad", "entity": "deal", "condition": "record.stage == 's1' && abs(record.stage) > `10`"}]
+    report = check_group("g", group, {"deal.stage": ["s1", "s2"]})
+    assert report.errors and "abs()" in report.errors[0]
+    assert not report.ok and report.table is None
