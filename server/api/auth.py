@@ -7,10 +7,11 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.core.errors import Unauthorized
+from server.core.errors import Forbidden, Unauthorized
 from server.core.scope import Actor, TeamScope
 from server.core.services import teams
 
@@ -31,6 +32,14 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         with factory() as session:
             actor = teams.authenticate(session, key.strip())
         return AuthenticationResult(user=actor, auth=actor.key_id)
+
+
+def admin_only(connection: ASGIConnection[Any, Actor, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Guard: only an admin's key may change workflows, team settings and domains."""
+    if connection.user.role != "admin":
+        raise Forbidden(
+            f"this needs the admin role; the key's user is a {connection.user.role}", role="admin"
+        )
 
 
 def provide_scope(request: Request[Actor, Any, Any]) -> Iterator[TeamScope]:

@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 
-from server.core.errors import DealflowError, GroupConflict, Unauthorized
+from server.core.errors import DealflowError, Forbidden, GroupConflict, Unauthorized
 
 log = logging.getLogger("dealflow.api")
 
@@ -82,6 +82,10 @@ def from_validation(exc: ValidationException) -> ProblemDetailsException:
 
 def from_domain(exc: DealflowError) -> ProblemDetailsException:
     slug = re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
+    if isinstance(exc, Forbidden):
+        problem = _problem(exc.status, "forbidden", exc.title, exc.message)
+        problem.extra = {"required_role": exc.role}
+        return problem
     if isinstance(exc, GroupConflict):
         problem = _problem(exc.status, "group-overlap", exc.title, exc.message)
         problem.extra = {**(problem.extra or {}), "report": exc.report}  # type: ignore[dict-item]

@@ -9,6 +9,7 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from server.api.auth import admin_only
 from server.core.definitions import published_schema
 from server.core.scope import TeamScope
 from server.core.services import workflows as service
@@ -71,7 +72,7 @@ class WorkflowController(Controller):
     def test(self, data: JSONBody[DryRunIn], team: NamedDependency[TeamScope]) -> DryRunOut:
         return dry_run(team, data)
 
-    @post("/", sync_to_thread=False, summary="Create a workflow (or a new version of it)")
+    @post("/", sync_to_thread=False, guards=[admin_only], summary="Create a workflow (or a new version of it)")
     def create(
         self, data: JSONBody[Document], team: NamedDependency[TeamScope]
     ) -> Response[WorkflowOut]:
@@ -92,22 +93,22 @@ class WorkflowController(Controller):
     def read(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> WorkflowOut:
         return service.get(team, key)
 
-    @put("/{key:str}", sync_to_thread=False, summary="Save a new version of a workflow")
+    @put("/{key:str}", sync_to_thread=False, guards=[admin_only], summary="Save a new version of a workflow")
     def update(
         self, key: FromPath[str], data: JSONBody[Document], team: NamedDependency[TeamScope]
     ) -> Response[WorkflowOut]:
         workflow, created = service.save(team, data, key=key)
         return Response(workflow, status_code=201 if created else 200)
 
-    @delete("/{key:str}", sync_to_thread=False, summary="Delete a workflow and its versions")
+    @delete("/{key:str}", sync_to_thread=False, guards=[admin_only], summary="Delete a workflow and its versions")
     def remove(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> None:
         service.delete(team, key)
 
-    @post("/{key:str}/enable", sync_to_thread=False, status_code=200, summary="Enable a workflow")
+    @post("/{key:str}/enable", sync_to_thread=False, guards=[admin_only], status_code=200, summary="Enable a workflow")
     def enable(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> WorkflowOut:
         return service.set_enabled(team, key, True)
 
-    @post("/{key:str}/disable", sync_to_thread=False, status_code=200, summary="Disable a workflow")
+    @post("/{key:str}/disable", sync_to_thread=False, guards=[admin_only], status_code=200, summary="Disable a workflow")
     def disable(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> WorkflowOut:
         return service.set_enabled(team, key, False)
 

@@ -85,3 +85,14 @@ class GroupConflict(Conflict):
     def __init__(self, report: dict[str, object]) -> None:
         super().__init__(str(report["summary"]), field="$.condition")
         self.report = report
+
+
+class Forbidden(DealflowError):
+    """Raised when the caller's role may not do what it asked; ``role`` is the role it needs."""
+
+    status = 403
+    title = "Forbidden"
+
+    def __init__(self, message: str, *, role: str) -> None:
+        super().__init__(message)
+        self.role = role
