@@ -24,7 +24,7 @@ def _recent(session: Session, team: Team, args: argparse.Namespace) -> list[RunO
     scope = TeamScope(session, Actor(team.id, 0))  # reading needs no acting user
     stmt = scope.select(Run).order_by(Run.id.desc()).limit(args.limit)
     if args.workflow:
-        stmt = stmt.where(Run.matched.contains(f",{args.workflow},"))
+        stmt = stmt.where(Run.matched.contains(f",{args.workflow},", autoescape=True))
     if args.status:
         stmt = stmt.where(Run.status == args.status)
     runs = session.scalars(stmt).all()

@@ -57,14 +57,33 @@ class InProcessRunner:
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._closed = True
+        self._stop = threading.Event()
         self.start()
 
-    def start(self) -> None:
-        """Accept work (again, after :meth:`close`)."""
+    def start(self, sweep_seconds: float | None = None) -> None:
+        """Accept work (again, after :meth:`close`); with ``sweep_seconds``, also take up due
+        and abandoned executions that often (retries after a restart, other processes' rows)."""
         with self._lock:
             if self._closed:
-                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="dealflow-action")
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.threads, thread_name_prefix="dealflow-action"
+                )
                 self._closed = False
+                self._stop = threading.Event()
+                if sweep_seconds:
+                    threading.Thread(
+                        target=self._sweep,
+                        args=(sweep_seconds, self._stop),
+                        daemon=True,
+                        name="dealflow-sweep",
+                    ).start()
+
+    def _sweep(self, every: float, stop: threading.Event) -> None:
+        while not stop.wait(every):
+            try:
+                self.recover()
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                log.exception("sweeping for due executions failed")
 
     def submit(self, execution_ids: Iterable[int]) -> None:
         """Run these executions soon (called after the commit that wrote them). While closed,
@@ -125,6 +144,7 @@ class InProcessRunner:
         """Stop taking work and wait for what is running; scheduled retries stay in the database."""
         with self._lock:
             self._closed = True
+            self._stop.set()
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
@@ -158,7 +178,17 @@ class InProcessRunner:
         return bool(claimed)
 
     def run_one(self, execution_id: int) -> None:
-        """Perform one execution once; a finished or claimed execution is left alone."""
+        """Perform one execution once; a finished or claimed execution is left alone.
+
+        A failure of the runner itself (the database went away mid-way) is logged; the
+        execution keeps its lease and the next sweep takes it up again.
+        """
+        try:
+            self._run_one(execution_id)
+        except Exception:  # noqa: BLE001 - a pool thread has no caller to raise to
+            log.exception("execution %s could not be run; the sweep will retry it", execution_id)
+
+    def _run_one(self, execution_id: int) -> None:
         with self.factory() as session:
             if not self.claim(session, execution_id):
                 return

@@ -15,6 +15,10 @@ from server.core.runner import InProcessRunner
 from server.settings import Settings, load_settings
 
 
+SWEEP_SECONDS = 30.0
+"""How often a serving process looks for executions that are due or were abandoned."""
+
+
 @dataclass
 class Runtime:
     """Everything a server, worker or CLI process needs to save records and run workflows."""
@@ -28,7 +32,7 @@ class Runtime:
 
     def start(self) -> None:
         """Start the runner and take up executions left pending by an earlier process."""
-        self.runner.start()
+        self.runner.start(sweep_seconds=SWEEP_SECONDS)
         self.runner.recover()
 
     def close(self) -> None:

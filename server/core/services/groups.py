@@ -401,7 +401,8 @@ def _recompute_probabilities(
         for probability, ids in by_probability.items():
             scope.session.execute(
                 update(Deal)
-                .where(Deal.id.in_(ids))
+                # A deal closed since it was read keeps its fixed probability.
+                .where(Deal.id.in_(ids), Deal.team_id == scope.team_id, Deal.status == "open")
                 .values(
                     probability=probability,
                     weighted_amount=func.round(Deal.amount * probability / 100, 2),

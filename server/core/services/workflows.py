@@ -87,11 +87,13 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
                 f"$.id: {document['id']!r} does not match the URL's {key!r}", field="$.id"
             )
     check(scope, document)
+    row = find(scope, document["id"])
+    if row is not None and row.document == document:
+        return out(row), False  # unchanged: nothing to check or save
     if document.get("exclusive") and document.get("group"):
         report = check_group(scope, str(document["group"]), replacing=document)
         if report.overlap_count or report.errors:
             raise GroupConflict(report.as_dict())
-    row = find(scope, document["id"])
     created = row is None
     enabled = bool(document.get("enabled", True))
     if row is None:
@@ -107,8 +109,6 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
             )
         )
         scope.session.flush()
-    elif row.document == document:
-        return out(row), False
     else:
         row.version += 1
         row.document = document

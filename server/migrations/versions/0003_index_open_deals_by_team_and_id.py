@@ -7,10 +7,8 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
-import server.core.models.base
 
 
 revision = '0003'
