@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import assert_problem
 
 URL = "/api/v1/team"
 
@@ -17,16 +18,6 @@ DEFAULT_STAGE_OWNERS = {
     "recycled": "marketing",
 }
 
-
-def assert_problem(resp: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["status"] == status
-    if field is not None:
-        assert body["field"] == field, body
-        assert body["errors"][0]["field"] == field, body
-    return body
 
 
 def put(api: Any, body: dict[str, Any]) -> dict[str, Any]:
