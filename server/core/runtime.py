@@ -57,4 +57,6 @@ def build_runtime(
 def default_engine() -> WorkflowEngine:
     """An engine for code that saves records outside a server (the CLI, the demo loader)."""
     settings = load_settings()
-    return WorkflowEngine(load_registry(tuple(settings.plugins_disable)), settings)
+    registry = load_registry(tuple(settings.plugins_disable))
+    registry.pm.hook.dealflow_startup(settings=settings)
+    return WorkflowEngine(registry, settings)

@@ -16,7 +16,7 @@ from server.core.definitions import validate
 from server.core.engine import team_document
 from server.core.errors import DealflowError, InvalidWorkflow
 from server.core.exclusivity import all_domains, check_group, combinations
-from server.core.matching import CompiledWorkflow, compile_workflow
+from server.core.matching import CompiledGroup, CompiledWorkflow, compile_workflow
 from server.core.models import Deal
 from server.core.scope import TeamScope
 from server.core.services import deals
@@ -98,15 +98,8 @@ class GroupRunner:
         return cls(scope, compiled, report.table, factors)
 
     def assigned(self, document: dict[str, Any]) -> list[CompiledWorkflow]:
-        record = document["record"]
         if self.table is not None:
-            values = []
-            for path in self.factors:
-                value: Any = record
-                for part in path:
-                    value = value.get(part) if isinstance(value, dict) else None
-                values.append(value)
-            key = self.table.get(tuple(values))
+            key = CompiledGroup(tuple(self.factors), self.table).lookup(document["record"])
             if key is not None:
                 return [wf for wf in self.workflows if wf.key == key]
         return [
