@@ -2,62 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers import DEALFLOW, KEY_RE, Cli, api
 from litestar.testing import TestClient
-
-from server.app import create_app
-from server.core.db import make_engine
-from server.settings import Settings
-
-DEALFLOW = Path(sys.executable).with_name("dealflow")
-KEY_RE = re.compile(r"\bdfk_[A-Za-z0-9_-]{20,}")
-
-
-@dataclass
-class Cli:
-    """Runs ``dealflow`` in ``cwd`` with DATABASE_URL pointing at a SQLite file there."""
-
-    cwd: Path
-    url: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
-        env["DATABASE_URL"] = self.url
-        return env
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(DEALFLOW), *args],
-            check=False,
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result.stdout
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    return Cli(tmp_path)
 
 
 @pytest.fixture
@@ -70,17 +29,6 @@ def key_in(output: str) -> str:
     keys = KEY_RE.findall(output)
     assert len(keys) == 1, output
     return keys[0]
-
-
-@contextmanager
-def api(url: str) -> Iterator[TestClient]:
-    """The real app on the CLI's database."""
-    engine = make_engine(url)
-    try:
-        with TestClient(create_app(Settings(database_url=url), engine=engine)) as client:
-            yield client
-    finally:
-        engine.dispose()
 
 
 def auth(key: str) -> dict[str, str]:

@@ -5,31 +5,19 @@ through the real app; every figure is checked against values computed here."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import jmespath
 import pytest
-from litestar.testing import TestClient
+from helpers import KEY_RE, Cli, api
 
-from server.app import create_app
-from server.core.db import make_engine
 from server.core.starter import shipped_documents
-from server.settings import Settings
 
-DEALFLOW = Path(sys.executable).with_name("dealflow")
-KEY_RE = re.compile(r"\bdfk_[A-Za-z0-9_-]{20,}")
 LADDER = "deal_probability"
 HEADERS = {"PROPOSAL_TYPE", "MONTH", "DEAL"}  # first column of each table the commands print
 
@@ -45,51 +33,6 @@ OPEN_DEALS = [
     ("Hooli no date", 7000, "USD", "proposal", "firm", "medium", None),
 ]
 WON = ("Vandelay won", 100000, "USD", "qualification", "firm", "high", "2026-03-01")
-
-
-@dataclass
-class Cli:
-    """Runs ``dealflow`` in ``cwd`` with DATABASE_URL pointing at ``x.db`` there."""
-
-    cwd: Path
-
-    @property
-    def db(self) -> Path:
-        return self.cwd / "x.db"
-
-    @property
-    def url(self) -> str:
-        return f"sqlite:///{self.db}"
-
-    def __call__(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
-        env["DATABASE_URL"] = self.url
-        return subprocess.run(
-            [str(DEALFLOW), *map(str, args)],
-            check=False,
-            cwd=self.cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def ok(self, *args: str | Path) -> str:
-        result = self(*args)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result.stdout
-
-
-@contextmanager
-def api(url: str) -> Iterator[TestClient]:
-    """The real app on the CLI's database."""
-    engine = make_engine(url)
-    try:
-        with TestClient(create_app(Settings(database_url=url), engine=engine)) as client:
-            yield client
-    finally:
-        engine.dispose()
 
 
 def ladder_step(stage: str, kind: str, relationship: str) -> tuple[str, int]:

@@ -3,69 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
+from helpers import KEY_RE, Cli, api
 
-from server.app import create_app
-from server.core.db import make_engine
 from server.settings import Settings
-
-DEALFLOW = Path(sys.executable).with_name("dealflow")
-KEY_RE = re.compile(r"\bdfk_[A-Za-z0-9_-]{20,}")
-
-
-@dataclass
-class Cli:
-    """Runs ``dealflow`` in ``cwd`` with DATABASE_URL pointing at a SQLite file there."""
-
-    cwd: Path
-    url: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
-        env["DATABASE_URL"] = self.url
-        return env
-
-    def __call__(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(DEALFLOW), *map(str, args)],
-            check=False,
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def ok(self, *args: str | Path) -> str:
-        result = self(*args)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result.stdout
-
-    def fails(self, *args: str | Path) -> str:
-        """Run a command that must fail cleanly; its stderr."""
-        result = self(*args)
-        assert result.returncode == 1, (args, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result.stderr
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    return Cli(tmp_path)
 
 
 @pytest.fixture
@@ -80,17 +31,6 @@ def acme(migrated: Cli) -> str:
     keys = KEY_RE.findall(migrated.ok("team", "create", "Acme"))
     assert len(keys) == 1
     return keys[0]
-
-
-@contextmanager
-def api(url: str) -> Iterator[TestClient]:
-    """The real app on the CLI's database."""
-    engine = make_engine(url)
-    try:
-        with TestClient(create_app(Settings(database_url=url), engine=engine)) as client:
-            yield client
-    finally:
-        engine.dispose()
 
 
 def probability(percent: int, stage: str) -> dict[str, Any]:
@@ -420,7 +360,9 @@ def test_an_import_refused_midway_saves_nothing(
             assert session.scalar(select(func.count()).select_from(WorkflowVersion)) == 1
 
 
-def test_validate_proves_exclusive_groups_against_the_given_domains(cli: Cli, tmp_path: Path) -> None:
+def test_validate_proves_exclusive_groups_against_the_given_domains(
+    cli: Cli, tmp_path: Path
+) -> None:
     # Given the shipped ladder, its domains in a file, and a copy of one step under another id
     from server.core.starter import STARTER_DOMAINS
 
