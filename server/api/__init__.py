@@ -7,6 +7,7 @@ from litestar.di import Provide
 
 from server.api.auth import provide_scope
 from server.api.contacts import ContactController
+from server.api import executions, hooks
 from server.api.deals import DealController
 from server.api.forecast import ForecastController
 from server.api.groups import GroupController
@@ -33,6 +34,8 @@ def api_router() -> Router:
             GroupController,
             ForecastController,
             list_actions,
+            *executions.HANDLERS,
+            *hooks.HANDLERS,
         ],
         dependencies={"team": Provide(provide_scope)},
         security=[{"BearerAuth": []}],

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from server.cli import admin, groups, runs, workflows
+from server.cli import admin, executions, groups, hooks, runs, workflows
 from server.core.errors import DealflowError
 
 
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_commands(commands)
     groups.add_commands(commands, workflows.add_commands(commands))
     runs.add_commands(commands)
+    executions.add_commands(commands)
+    hooks.add_commands(commands)
     return parser
 
 

@@ -6,6 +6,7 @@ from server.core.models.communication import Communication
 from server.core.models.contact import Contact
 from server.core.models.deal import Deal
 from server.core.models.event import ActionExecution, Event, Run
+from server.core.models.hook import HookSecret, WebhookDelivery
 from server.core.models.lead import Lead, LeadStageChange
 from server.core.models.outreach import Outreach, OutreachType
 from server.core.models.team import FieldDomain, Team
@@ -15,6 +16,8 @@ from server.core.models.workflow import Workflow, WorkflowVersion
 __all__ = [
     "ActionExecution",
     "Event",
+    "HookSecret",
+    "WebhookDelivery",
     "Run",
     "Workflow",
     "WorkflowVersion",

@@ -24,6 +24,8 @@ class Event(TeamOwned, Base):
     record: Mapped[dict[str, Any] | None]
     previous: Mapped[dict[str, Any] | None]
     payload: Mapped[dict[str, Any] | None]
+    name: Mapped[str | None] = mapped_column(String(100))
+    """The hook name of a webhook event."""
     source: Mapped[str] = mapped_column(String(16), default="api")
     depth: Mapped[int] = mapped_column(default=0)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
@@ -49,7 +51,13 @@ class Run(TeamOwned, Base):
 
 
 class ActionExecution(TeamOwned, Base):
-    """One side-effect action to perform after commit, at least once, keyed for idempotency."""
+    """One side-effect action to perform after commit, at least once, keyed for idempotency.
+
+    ``status`` moves ``pending`` (written with the change, not yet handed to the broker) →
+    ``queued`` (a message is on the broker since ``dispatched_at``) → ``running`` (a worker
+    holds it until ``next_attempt_at``, its lease) → ``succeeded``; or → ``failed`` (to be
+    retried at ``next_attempt_at``) → ... → ``dead`` (out of attempts, or a permanent error).
+    """
 
     __tablename__ = "action_executions"
     __table_args__ = (Index("ix_action_executions_status", "status", "next_attempt_at"),)
@@ -69,3 +77,4 @@ class ActionExecution(TeamOwned, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
     next_attempt_at: Mapped[dt.datetime | None]
+    dispatched_at: Mapped[dt.datetime | None]
