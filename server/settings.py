@@ -45,6 +45,24 @@ class Settings:
     debug: bool = False
     """Serve tracebacks in error responses (never in production)."""
 
+    webhook_max_body_size: int = 262_144
+    """Largest inbound webhook body accepted, in bytes; larger ones get 413."""
+
+    execution_lease_seconds: int = 300
+    """How long a worker holds a running execution before another may take it over (the
+    longest a side-effect action may run)."""
+
+    relay_interval: float = 1.0
+    """Seconds between the relay's scans for executions to hand to the broker (new ones
+    left by a crash or an outage, retries that came due, leases that ran out)."""
+
+    redelivery_seconds: int = 600
+    """A queued execution no worker has taken up after this long is sent again (its
+    message was lost with the broker's data)."""
+
+    worker_threads: int = 4
+    """Threads per worker process (and of the in-process worker)."""
+
     extra: dict[str, str] = field(default_factory=dict)
     """Keys of the TOML file that no field above names, for plugins to read."""
 
@@ -58,6 +76,11 @@ _ENV_NAMES = {
     "max_body_size": "DEALFLOW_MAX_BODY_SIZE",
     "page_size_max": "DEALFLOW_PAGE_SIZE_MAX",
     "debug": "DEALFLOW_DEBUG",
+    "webhook_max_body_size": "DEALFLOW_WEBHOOK_MAX_BODY_SIZE",
+    "execution_lease_seconds": "DEALFLOW_EXECUTION_LEASE_SECONDS",
+    "relay_interval": "DEALFLOW_RELAY_INTERVAL",
+    "redelivery_seconds": "DEALFLOW_REDELIVERY_SECONDS",
+    "worker_threads": "DEALFLOW_WORKER_THREADS",
 }
 _BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
 
@@ -67,6 +90,8 @@ def _coerce(name: str, raw: object, source: str) -> object:
     try:
         if kind == "int":
             return int(raw)  # type: ignore[arg-type]
+        if kind == "float":
+            return float(raw)  # type: ignore[arg-type]
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -75,7 +100,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
             items = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(str(i).strip() for i in items if str(i).strip())
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: {name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"{source}: {name} must be a number, got {raw!r}") from exc
     return str(raw) if raw not in (None, "") else None
 
 

@@ -26,6 +26,7 @@ from server.core.models import Base
 from server.core.services.teams import create_team
 from server.migrations import upgrade
 from server.settings import Settings
+from receiver import Receiver, start_receiver
 
 PG_HOST = os.environ.get("DEALFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 INSTALL_HINT = (
@@ -156,7 +157,8 @@ def make_team(engine: Engine):  # type: ignore[no-untyped-def]
 def shared_app(database: str, shared_engine: Engine) -> Litestar:
     """One app per backend: building it is the slow part of a test's set-up."""
     return create_app(
-        Settings(database_url=database, max_body_size=64 * 1024), engine=shared_engine
+        Settings(database_url=database, max_body_size=64 * 1024, secret_key="test-secret-key"),
+        engine=shared_engine,
     )
 
 
@@ -254,3 +256,14 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield server
     finally:
         controller.stop()
+
+
+# --- a recording HTTP server -----------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An HTTP server on 127.0.0.1 that records what side-effect actions sent it."""
+    server = start_receiver()
+    yield server
+    server.close()

@@ -1,10 +1,12 @@
-"""A sample third-party plugin: a ``tag_record`` action, a buggy ``explode`` action and a
-``shout`` template filter."""
+"""A sample third-party plugin: a ``tag_record`` action, a buggy ``explode`` action, two
+HTTP side effects (``post_to`` and ``gated_post``) and a ``shout`` template filter."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import httpx
 
 from server.plugin import Action, ActionContext, ActionError, hookimpl
 
@@ -32,6 +34,51 @@ def explode(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]
     raise ZeroDivisionError("the plugin divided by zero")
 
 
+URL_SCHEMA = {
+    "type": "object",
+    "properties": {"url": {"type": "string", "minLength": 1}},
+    "required": ["url"],
+    "additionalProperties": False,
+}
+
+
+def _post(url: str, context: ActionContext, timeout: float = 10.0) -> httpx.Response:
+    body = {
+        "idempotency_key": context.idempotency_key,
+        "workflow": context.workflow_id,
+        "record_id": (context.document.get("record") or {}).get("id"),
+        "payload": context.document.get("payload"),
+    }
+    try:
+        response = httpx.post(
+            url, json=body, headers={"Idempotency-Key": context.idempotency_key}, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        raise ActionError(f"POST {url}: {type(exc).__name__}") from exc
+    if response.status_code >= 500:
+        raise ActionError(f"POST {url}: HTTP {response.status_code}")
+    if response.status_code >= 400:
+        raise ActionError(f"POST {url}: HTTP {response.status_code}", permanent=True)
+    return response
+
+
+def post_to(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
+    """POST the record id, payload and idempotency key to ``url``."""
+    return {"status": _post(config["url"], context).status_code}
+
+
+def gated_post(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
+    """POST ``url``/started, wait on GET ``url``/gate until the server releases it, then
+    POST ``url``/done: an action that can be caught (and killed) in the middle."""
+    base = config["url"].rstrip("/")
+    _post(f"{base}/started", context)
+    try:
+        httpx.get(f"{base}/gate", timeout=120)
+    except httpx.HTTPError as exc:
+        raise ActionError(f"GET {base}/gate: {type(exc).__name__}") from exc
+    return {"status": _post(f"{base}/done", context).status_code}
+
+
 def shout(value: Any) -> str:
     return f"{value}".upper() + "!"
 
@@ -54,6 +101,22 @@ def dealflow_register_actions() -> list[Action]:
             execute=explode,
             preview=explode,
             description="Fail with an unexpected exception (a plugin bug).",
+        ),
+        Action(
+            name="post_to",
+            kind="side_effect",
+            config_schema=URL_SCHEMA,
+            execute=post_to,
+            description="POST the record id and payload to a URL (5xx retried, 4xx permanent).",
+            max_attempts=3,
+        ),
+        Action(
+            name="gated_post",
+            kind="side_effect",
+            config_schema=URL_SCHEMA,
+            execute=gated_post,
+            description="POST url/started, wait for url/gate, POST url/done.",
+            max_attempts=3,
         ),
     ]
 
