@@ -105,5 +105,5 @@ def start_receiver() -> Receiver:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver = Receiver(server)
-    threading.Thread(target=server.serve_forever, daemon=True, name="receiver").start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="receiver").start()
     return receiver

@@ -1,107 +1,250 @@
-"""The in-process runner: performs side-effect executions after commit, with retries."""
+"""The runner: an outbox relay that hands executions to dramatiq, and (optionally) the
+dramatiq worker that performs them.
+
+Executions are rows written in the transaction of the change that caused them. After the
+commit the relay marks them ``queued`` and sends one message per execution; if the broker
+is down, they go back to ``pending``. Every ``relay_interval`` seconds it also sends what
+no message stands for: executions left ``pending`` by a crash or an outage, retries that
+came due, leases that ran out (a killed worker), queued ones whose message was lost. A
+worker's claim is conditional, so the duplicates this may send act once.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import msgspec
-from sqlalchemy import select, update
+import dramatiq
+from dramatiq import Broker
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.core.action import ActionContext, ActionError
+from server.core.broker import ACTOR, QUEUE, in_memory
+from server.core.execution import Attempt, dispatchable, due_ids, perform
 from server.core.models import ActionExecution, utcnow
 from server.core.plugins import Registry
 
 log = logging.getLogger("dealflow.runner")
 
-FINISHED = ("succeeded", "dead")
-LEASE_SECONDS = 300
-"""How long a running execution is held before another runner may take it over."""
+SWEEP_BATCH = 500
 
 
-def backoff(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): exponential with full jitter."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+class Runner:
+    """Relay (always) and worker (``worker=True``) of one process.
 
-
-class InProcessRunner:
-    """Runs executions on a small thread pool in this process; failures retry with backoff.
-
-    Executions are rows, so nothing is lost if the process dies: :meth:`recover` picks up
-    every execution that is pending or due for a retry.
+    ``dealflow serve`` without ``REDIS_URL`` runs both on an in-memory broker (the embedded
+    default); with Redis, ``serve`` runs the relay and ``dealflow worker`` processes run the
+    workers (and a relay of their own, so retries come due with no server running).
     """
 
     def __init__(
         self,
         factory: sessionmaker[Session],
         registry: Registry,
-        settings: Any = None,
+        settings: Any,
+        broker: Broker,
         *,
-        threads: int = 4,
+        worker: bool = True,
         backoff_base: float = 1.0,
     ) -> None:
         self.factory = factory
         self.registry = registry
         self.settings = settings
+        self.broker = broker
+        self.with_worker = worker
         self.backoff_base = backoff_base
-        self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures: set[Future[None]] = set()
-        self._timers: set[threading.Timer] = set()
-        self._lock = threading.Lock()
-        self._closed = True
+        self.interval = float(getattr(settings, "relay_interval", 1.0))
+        self.redelivery = float(getattr(settings, "redelivery_seconds", 600))
+        self.threads = int(getattr(settings, "worker_threads", 4))
+        self.actor: dramatiq.Actor[[int], None] = dramatiq.Actor(
+            self.perform,
+            broker=broker,
+            actor_name=ACTOR,
+            queue_name=QUEUE,
+            priority=0,
+            options={},
+        )
+        self._handed: deque[int] = deque()
+        self._wake = threading.Event()
         self._stop = threading.Event()
-        self.start()
+        self._lock = threading.Lock()
+        self._relay: threading.Thread | None = None
+        self._worker: dramatiq.Worker | None = None
+        self._hooks: ThreadPoolExecutor | None = None
+        self._futures: set[Future[None]] = set()
+        self._next_due = float("inf")
+        self._outage = False
+        self.running = False
 
-    def start(self, sweep_seconds: float | None = None) -> None:
-        """Accept work (again, after :meth:`close`); with ``sweep_seconds``, also take up due
-        and abandoned executions that often (retries after a restart, other processes' rows)."""
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the relay (and the worker); take up what an earlier process left behind."""
         with self._lock:
-            if self._closed:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.threads, thread_name_prefix="dealflow-action"
-                )
-                self._closed = False
-                self._stop = threading.Event()
-                if sweep_seconds:
-                    threading.Thread(
-                        target=self._sweep,
-                        args=(sweep_seconds, self._stop),
-                        daemon=True,
-                        name="dealflow-sweep",
-                    ).start()
+            if self.running:
+                return
+            self.running = True
+            self._stop = threading.Event()
+            self._hooks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dealflow-hooks")
+        if in_memory(self.broker):
+            self._requeue_lost_messages()
+        if self.with_worker:
+            # How long an idle worker thread waits for a message before it looks at its stop
+            # flag: short in memory (a test server stops and starts often), longer on Redis.
+            poll = 20 if in_memory(self.broker) else 1000
+            self._worker = dramatiq.Worker(
+                self.broker, worker_threads=self.threads, worker_timeout=poll
+            )
+            self._worker.start()
+        self._relay = threading.Thread(
+            target=self._loop, args=(self._stop,), daemon=True, name="dealflow-relay"
+        )
+        self._relay.start()
 
-    def _sweep(self, every: float, stop: threading.Event) -> None:
-        while not stop.wait(every):
-            try:
-                self.recover()
-            except Exception:  # noqa: BLE001 - the next sweep tries again
-                log.exception("sweeping for due executions failed")
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop relaying and let running actions finish (up to ``timeout`` seconds). What
+        is left stays in the database for the next process."""
+        with self._lock:
+            if not self.running:
+                return
+            self.running = False
+            self._stop.set()
+            self._wake.set()
+            hooks, self._hooks = self._hooks, None
+            worker, self._worker = self._worker, None
+        if self._relay is not None:
+            self._relay.join(timeout)
+        if worker is not None:
+            worker.stop(timeout=int(timeout * 1000))
+            # The worker leaves its middleware on the broker; a restarted runner adds another.
+            self.broker.middleware = [
+                m for m in self.broker.middleware if getattr(m, "worker", None) is not worker
+            ]
+        if hooks is not None:
+            hooks.shutdown(wait=True)
+
+    def _requeue_lost_messages(self) -> None:
+        # An in-memory broker died with the process that queued these: send them again.
+        # A message that is in fact still in some other live process acts once anyway.
+        with self.factory() as session:
+            session.execute(
+                update(ActionExecution)
+                .where(ActionExecution.status == "queued")
+                .values(status="pending", dispatched_at=None)
+            )
+            session.commit()
+
+    # --- the relay ------------------------------------------------------------------------
 
     def submit(self, execution_ids: Iterable[int]) -> None:
-        """Run these executions soon (called after the commit that wrote them). While closed,
-        nothing is lost: the rows stay pending and :meth:`recover` takes them up."""
-        for execution_id in execution_ids:
-            with self._lock:
-                if self._closed or self._pool is None:
-                    return
-                future = self._pool.submit(self.run_one, execution_id)
-                self._futures.add(future)
-            future.add_done_callback(self._futures.discard)
+        """Hand over executions just committed (called after the commit; never blocks)."""
+        self._handed.extend(execution_ids)
+        self._wake.set()
+
+    def recover(self) -> int:
+        """Send everything that is due now; return how many messages were sent."""
+        sent = 0
+        while True:
+            with self.factory() as session:
+                ids = due_ids(session, utcnow(), self.redelivery, SWEEP_BATCH)
+            if not ids:
+                return sent
+            done = self.dispatch(ids)
+            sent += done
+            if done < len(ids) or len(ids) < SWEEP_BATCH:
+                return sent
+
+    def dispatch(self, ids: list[int]) -> int:
+        """Mark these executions queued and send a message for each; on a broker failure,
+        put the unsent ones back to pending. Return how many were sent."""
+        now = utcnow()
+        with self.factory() as session:
+            marked = list(
+                session.scalars(
+                    update(ActionExecution)
+                    .where(ActionExecution.id.in_(ids), dispatchable(now, self.redelivery))
+                    .values(status="queued", dispatched_at=now)
+                    .returning(ActionExecution.id)
+                )
+            )
+            session.commit()
+        sent = 0
+        try:
+            for execution_id in sorted(marked):
+                self.actor.send(execution_id)
+                sent += 1
+        except Exception as exc:  # noqa: BLE001 - the broker is down: keep the rows, retry later
+            unsent = sorted(marked)[sent:]
+            with self.factory() as session:
+                session.execute(
+                    update(ActionExecution)
+                    .where(
+                        ActionExecution.id.in_(unsent),
+                        ActionExecution.status == "queued",
+                        ActionExecution.dispatched_at == now,
+                    )
+                    .values(status="pending", dispatched_at=None)
+                )
+                session.commit()
+            if not self._outage:
+                log.warning(
+                    "broker unavailable (%s); %d executions stay pending until it is back",
+                    exc,
+                    len(unsent),
+                )
+            self._outage = True
+            return sent
+        if self._outage and sent:
+            log.info("broker reachable again; pending executions are being sent")
+        self._outage = False
+        return sent
+
+    def _loop(self, stop: threading.Event) -> None:
+        next_sweep = 0.0
+        while not stop.is_set():
+            self._wake.clear()
+            handed = []
+            while self._handed:
+                handed.append(self._handed.popleft())
+            try:
+                if handed:
+                    self.dispatch(handed)
+                now = time.monotonic()
+                if now >= next_sweep or now >= self._next_due:
+                    self._next_due = float("inf")
+                    next_sweep = now + self.interval
+                    self.recover()
+            except Exception:  # noqa: BLE001 - the database is away; the next round retries
+                log.exception("relaying executions failed; retrying in %.1f s", self.interval)
+                next_sweep = time.monotonic() + self.interval
+            wait = min(next_sweep, self._next_due) - time.monotonic()
+            self._wake.wait(max(0.0, wait))
+
+    # --- the worker -----------------------------------------------------------------------
+
+    def perform(self, execution_id: int) -> None:
+        """The dramatiq actor: perform one execution (at most once per claim)."""
+        attempt: Attempt | None = perform(
+            self.factory, self.registry, self.settings, execution_id, backoff_base=self.backoff_base
+        )
+        if attempt is not None and attempt.retry_in is not None:
+            # Wake this process's relay when the retry comes due, not a sweep later.
+            self._next_due = min(self._next_due, time.monotonic() + attempt.retry_in)
+            self._wake.set()
+
+    # --- the dealflow_event hook ----------------------------------------------------------
 
     def notify(self, events: list[tuple[int, dict[str, Any]]]) -> None:
         """Call every plugin's ``dealflow_event`` hook for committed events, off the request."""
         with self._lock:
-            if self._closed or self._pool is None:
+            if self._hooks is None:
                 return
-            future = self._pool.submit(self._call_event_hooks, events)
+            future = self._hooks.submit(self._call_event_hooks, events)
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
 
@@ -115,132 +258,42 @@ class InProcessRunner:
                 except Exception:  # noqa: BLE001
                     log.exception("plugin %s failed in dealflow_event", impl.plugin_name)
 
-    def recover(self) -> int:
-        """Submit every execution that is pending, or failed and due; return how many."""
-        with self.factory() as session:
-            ids = session.scalars(
-                select(ActionExecution.id).where(
-                    ActionExecution.status.in_(("pending", "running", "failed")),
-                    ActionExecution.next_attempt_at <= utcnow(),
-                )
-            ).all()
-        self.submit(ids)
-        return len(ids)
+    # --- for tests and the CLI ------------------------------------------------------------
 
     def join(self, timeout: float = 10.0) -> bool:
-        """Wait until nothing is running or scheduled; False if ``timeout`` passed first."""
+        """Wait until no execution is pending, queued, running or due for a retry within
+        ``timeout`` and no event hook is running; False if ``timeout`` passed first. A closed
+        runner does nothing more, so it only waits for nothing."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             with self._lock:
-                busy = [f for f in self._futures if not f.done()] or [
-                    t for t in self._timers if t.is_alive()
-                ]
-            if not busy:
+                busy = any(not f.done() for f in self._futures)
+            if not busy and (not self.running or not self._handed and not self._unfinished(deadline)):
                 return True
-            time.sleep(0.01)
-        return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
-    def close(self) -> None:
-        """Stop taking work and wait for what is running; scheduled retries stay in the database."""
-        with self._lock:
-            self._closed = True
-            self._stop.set()
-            for timer in self._timers:
-                timer.cancel()
-            self._timers.clear()
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=False)
-
-    def _retry_later(self, execution_id: int, delay: float) -> None:
-        timer = threading.Timer(delay, lambda: self.submit([execution_id]))
-        timer.daemon = True
-        with self._lock:
-            if self._closed:
-                return
-            self._timers = {t for t in self._timers if t.is_alive()}
-            self._timers.add(timer)
-        timer.start()
-
-    def claim(self, session: Session, execution_id: int) -> bool:
-        """Mark the execution running, unless it finished or another runner holds a live lease."""
-        now = utcnow()
-        claimed = session.execute(
-            update(ActionExecution)
-            .where(
-                ActionExecution.id == execution_id,
-                ActionExecution.status.in_(("pending", "failed", "running")),
-                (ActionExecution.status != "running") | (ActionExecution.next_attempt_at <= now),
-            )
-            .values(status="running", next_attempt_at=now + dt.timedelta(seconds=LEASE_SECONDS))
-        ).rowcount
-        session.commit()
-        return bool(claimed)
-
-    def run_one(self, execution_id: int) -> None:
-        """Perform one execution once; a finished or claimed execution is left alone.
-
-        A failure of the runner itself (the database went away mid-way) is logged; the
-        execution keeps its lease and the next sweep takes it up again.
-        """
-        try:
-            self._run_one(execution_id)
-        except Exception:  # noqa: BLE001 - a pool thread has no caller to raise to
-            log.exception("execution %s could not be run; the sweep will retry it", execution_id)
-
-    def _run_one(self, execution_id: int) -> None:
+    def _unfinished(self, deadline: float) -> bool:
+        horizon = utcnow() + _seconds(max(0.0, deadline - time.monotonic()))
         with self.factory() as session:
-            if not self.claim(session, execution_id):
-                return
-            execution = session.get(ActionExecution, execution_id)
-            if execution is None:
-                return
-            action = self.registry.action(execution.action_type)
-            execution.attempts += 1
-            attempt = execution.attempts
-            started = time.perf_counter()
-            entry: dict[str, Any] = {"attempt": attempt, "at": utcnow().isoformat()}
-            retry_in: float | None = None
-            try:
-                if action is None:
-                    raise ActionError(
-                        f"action type {execution.action_type!r} is not registered", permanent=True
+            count = session.scalar(
+                select(func.count())
+                .select_from(ActionExecution)
+                .where(
+                    or_(
+                        ActionExecution.status.in_(("pending", "queued", "running")),
+                        and_(
+                            ActionExecution.status == "failed",
+                            ActionExecution.next_attempt_at <= horizon,
+                        ),
                     )
-                context = ActionContext(
-                    team_id=execution.team_id,
-                    workflow_id=execution.workflow_key,
-                    workflow_version=execution.workflow_version,
-                    action_index=execution.action_index,
-                    document=execution.document,
-                    idempotency_key=execution.idempotency_key,
-                    settings=self.settings,
-                    template_filters=self.registry.template_filters,
                 )
-                result = action.execute(execution.config, context)
-                execution.status = "succeeded"
-                execution.result = msgspec.to_builtins(result) if result is not None else None
-                execution.last_error = None
-                entry["status"] = "succeeded"
-            except Exception as exc:  # noqa: BLE001 - a plugin's failure is recorded, never fatal
-                permanent = isinstance(exc, ActionError) and exc.permanent
-                message = (
-                    exc.message if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
-                )
-                if not isinstance(exc, ActionError):
-                    log.warning("action %s failed: %s", execution.action_type, message)
-                limit = action.max_attempts if action else 1
-                execution.last_error = message
-                entry.update(status="error", error=message)
-                if permanent or attempt >= limit:
-                    execution.status = "dead"
-                    execution.next_attempt_at = None
-                else:
-                    execution.status = "failed"
-                    hint = exc.retry_after if isinstance(exc, ActionError) else None
-                    retry_in = max(hint or 0.0, backoff(attempt, self.backoff_base))
-                    execution.next_attempt_at = utcnow() + dt.timedelta(seconds=retry_in)
-            entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            execution.attempt_log = [*execution.attempt_log, entry]
-            session.commit()
-        if retry_in is not None:
-            self._retry_later(execution_id, retry_in)
+            )
+        return bool(count)
+
+
+def _seconds(value: float) -> Any:
+    import datetime as dt
+
+    return dt.timedelta(seconds=value)

@@ -1,22 +1,24 @@
-"""The per-process runtime: plugin registry, workflow engine and side-effect runner."""
+"""The per-process runtime: plugin registry, workflow engine, broker and runner."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
+from dramatiq import Broker
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.core.broker import make_broker
 from server.core.db import make_engine, make_session_factory
 from server.core.engine import WorkflowEngine, hand_over_after_commit
+from server.core.errors import ConfigError
 from server.core.plugins import Registry, load_registry
-from server.core.runner import InProcessRunner
+from server.core.runner import Runner
 from server.settings import Settings, load_settings
 
-
-SWEEP_SECONDS = 30.0
-"""How often a serving process looks for executions that are due or were abandoned."""
+Role = Literal["serve", "worker"]
 
 
 @dataclass
@@ -28,29 +30,50 @@ class Runtime:
     sessions: sessionmaker[Session]
     registry: Registry
     engine: WorkflowEngine
-    runner: InProcessRunner
+    broker: Broker
+    runner: Runner
 
     def start(self) -> None:
-        """Start the runner and take up executions left pending by an earlier process."""
-        self.runner.start(sweep_seconds=SWEEP_SECONDS)
-        self.runner.recover()
+        """Start the relay (and the worker) and take up what an earlier process left."""
+        self.runner.start()
 
     def close(self) -> None:
         self.runner.close()
 
 
 def build_runtime(
-    settings: Settings, db: Engine | None = None, *, backoff_base: float = 1.0
+    settings: Settings,
+    db: Engine | None = None,
+    *,
+    role: Role = "serve",
+    backoff_base: float = 1.0,
 ) -> Runtime:
-    """Wire the registry, the engine and the in-process runner for ``settings``."""
+    """Wire the registry, the engine, the broker and the runner for ``settings``.
+
+    A server performs side effects itself unless ``REDIS_URL`` is set (then ``dealflow
+    worker`` processes do); a worker needs Redis.
+    """
+    if role == "worker" and not settings.redis_url:
+        raise ConfigError(
+            "dealflow worker needs REDIS_URL (the broker workers share); without it, "
+            "dealflow serve performs side effects in-process"
+        )
     db = db or make_engine(settings.database_url)
     sessions = make_session_factory(db)
     registry = load_registry(tuple(settings.plugins_disable))
     registry.pm.hook.dealflow_startup(settings=settings)
     engine = WorkflowEngine(registry, settings)
-    runner = InProcessRunner(sessions, registry, settings, backoff_base=backoff_base)
+    broker = make_broker(settings.redis_url)
+    runner = Runner(
+        sessions,
+        registry,
+        settings,
+        broker,
+        worker=role == "worker" or not settings.redis_url,
+        backoff_base=backoff_base,
+    )
     hand_over_after_commit(sessions, runner.submit, runner.notify)
-    return Runtime(settings, db, sessions, registry, engine, runner)
+    return Runtime(settings, db, sessions, registry, engine, broker, runner)
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,8 @@ import pluggy
 from server.core.db import make_session_factory
 from server.core.engine import WorkflowEngine, hand_over_after_commit
 from server.core.plugins import build_registry, get_plugin_manager
-from server.core.runner import InProcessRunner
+from server.core.broker import make_broker
+from server.core.runner import Runner
 from server.core.scope import Actor, TeamScope
 from server.core.services import deals
 
@@ -42,7 +43,8 @@ def test_plugins_hear_committed_events_and_a_broken_one_stops_nothing(engine, ma
     pm.register(listener, name="listener")
     registry = build_registry(pm)
     sessions = make_session_factory(engine)
-    runner = InProcessRunner(sessions, registry)
+    runner = Runner(sessions, registry, None, make_broker(None))
+    runner.start()
     hand_over_after_commit(sessions, runner.submit, runner.notify)
     workflow_engine = WorkflowEngine(registry)
     try:

@@ -1,0 +1,189 @@
+"""Performing one side-effect execution: claim it, run its action once, record the attempt.
+
+Executions are rows written in the transaction of the change that caused them (the outbox).
+Whoever receives an execution id — a dramatiq worker, in this process or another machine —
+calls :func:`perform`. The claim is a conditional update, so an execution that succeeded,
+died, or is held by a live worker is left alone: a message delivered twice acts once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.core.action import ActionContext, ActionError
+from server.core.models import ActionExecution, utcnow
+from server.core.plugins import Registry
+
+log = logging.getLogger("dealflow.execution")
+
+UNFINISHED = ("pending", "queued", "running", "failed")
+
+
+def backoff(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
+    """Seconds to wait before retry ``attempt`` (1-based): exponential with full jitter."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def claimable(now: dt.datetime) -> ColumnElement[bool]:
+    """Executions a worker may start now: never started, or due again (a retry whose time
+    came, a lease that ran out because its worker died)."""
+    return or_(
+        ActionExecution.status.in_(("pending", "queued")),
+        and_(
+            ActionExecution.status.in_(("failed", "running")),
+            ActionExecution.next_attempt_at <= now,
+        ),
+    )
+
+
+def claim(session: Session, execution_id: int, lease_seconds: float) -> int | None:
+    """Mark the execution running under a lease; return its attempt number, or None when it
+    is finished, not due, or held by another worker."""
+    now = utcnow()
+    row = session.execute(
+        update(ActionExecution)
+        .where(ActionExecution.id == execution_id, claimable(now))
+        .values(
+            status="running",
+            attempts=ActionExecution.attempts + 1,
+            next_attempt_at=now + dt.timedelta(seconds=lease_seconds),
+        )
+        .returning(ActionExecution.attempts)
+    ).first()
+    session.commit()
+    return None if row is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt ended in: ``succeeded``, ``failed`` (retry in ``retry_in`` seconds)
+    or ``dead``."""
+
+    status: str
+    retry_in: float | None = None
+
+
+def perform(
+    factory: sessionmaker[Session],
+    registry: Registry,
+    settings: Any,
+    execution_id: int,
+    *,
+    backoff_base: float = 1.0,
+) -> Attempt | None:
+    """Run execution ``execution_id`` once if it can be claimed (None when there was nothing
+    to do). Database failures propagate to the caller, whose message the broker then
+    retries; the action's own failures are recorded on the execution."""
+    lease = float(getattr(settings, "execution_lease_seconds", 300))
+    with factory() as session:
+        attempt = claim(session, execution_id, lease)
+        if attempt is None:
+            return None
+        execution = session.get(ActionExecution, execution_id)
+        if execution is None:
+            return None
+        session.commit()  # no transaction stays open while the action runs
+        action = registry.action(execution.action_type)
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"attempt": attempt, "at": utcnow().isoformat()}
+        values: dict[str, Any]
+        retry_in: float | None = None
+        try:
+            if action is None:
+                raise ActionError(
+                    f"action type {execution.action_type!r} is not registered", permanent=True
+                )
+            context = ActionContext(
+                team_id=execution.team_id,
+                workflow_id=execution.workflow_key,
+                workflow_version=execution.workflow_version,
+                action_index=execution.action_index,
+                document=execution.document,
+                idempotency_key=execution.idempotency_key,
+                settings=settings,
+                template_filters=registry.template_filters,
+            )
+            result = action.execute(execution.config, context)
+            values = {
+                "status": "succeeded",
+                "result": msgspec.to_builtins(result) if result is not None else None,
+                "last_error": None,
+                "next_attempt_at": None,
+            }
+            entry["status"] = "succeeded"
+        except Exception as exc:  # noqa: BLE001 - a plugin's failure is recorded, never fatal
+            permanent = isinstance(exc, ActionError) and exc.permanent
+            message = exc.message if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, ActionError):
+                log.warning("action %s failed: %s", execution.action_type, message)
+            limit = action.max_attempts if action else 1
+            entry.update(status="error", error=message)
+            values = {"last_error": message}
+            if permanent or attempt >= limit:
+                values.update(status="dead", next_attempt_at=None)
+                entry["outcome"] = "dead"
+            else:
+                hint = exc.retry_after if isinstance(exc, ActionError) else None
+                retry_in = max(hint or 0.0, backoff(attempt, backoff_base))
+                values.update(
+                    status="failed", next_attempt_at=utcnow() + dt.timedelta(seconds=retry_in)
+                )
+                entry["retry_in_s"] = round(retry_in, 3)
+        entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        values["attempt_log"] = [*execution.attempt_log, entry]
+        values["updated_at"] = utcnow()
+        recorded = session.execute(
+            update(ActionExecution)
+            .where(
+                ActionExecution.id == execution_id,
+                ActionExecution.status == "running",
+                ActionExecution.attempts == attempt,
+            )
+            .values(**values)
+        ).rowcount
+        session.commit()
+        if not recorded:
+            log.warning(
+                "execution %s attempt %s outlived its lease; another worker took it over",
+                execution_id,
+                attempt,
+            )
+        return Attempt(str(values["status"]), retry_in)
+
+
+def due_ids(session: Session, now: dt.datetime, redelivery_seconds: float, limit: int) -> list[int]:
+    """Executions the relay should hand to the broker now (see :func:`dispatchable`)."""
+    return list(
+        session.scalars(
+            select(ActionExecution.id)
+            .where(dispatchable(now, redelivery_seconds))
+            .order_by(ActionExecution.id)
+            .limit(limit)
+        )
+    )
+
+
+def dispatchable(now: dt.datetime, redelivery_seconds: float) -> ColumnElement[bool]:
+    """Executions with no live message on the broker: new ones, retries that came due,
+    leases that ran out, and queued ones no worker took up within ``redelivery_seconds``."""
+    return or_(
+        ActionExecution.status == "pending",
+        and_(
+            ActionExecution.status.in_(("failed", "running")),
+            ActionExecution.next_attempt_at <= now,
+        ),
+        and_(
+            ActionExecution.status == "queued",
+            ActionExecution.dispatched_at <= now - dt.timedelta(seconds=redelivery_seconds),
+        ),
+    )
