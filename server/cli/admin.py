@@ -21,6 +21,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"Dealflow serving on http://{args.host}:{args.port} (API docs: http://{args.host}:{args.port}/schema)"
     )
+    if config.redis_url:
+        print("Side effects: queued on Redis for `dealflow worker` processes")
+    else:
+        print("Side effects: performed in this process (set REDIS_URL to run workers)")
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
