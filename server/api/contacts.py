@@ -5,10 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from server.api.external import (
+    ExternalIdFilter,
+    ExternalIdPath,
+    created_spec,
+    missing_external_id,
+    upserted,
+)
 from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import communications, contacts
@@ -17,7 +24,7 @@ from server.core.services.communications import (
     CommunicationOut,
     CommunicationPatch,
 )
-from server.core.services.contacts import ContactIn, ContactOut, ContactPatch
+from server.core.services.contacts import ContactIn, ContactOut, ContactPatch, ContactPut
 
 
 class ContactController(Controller):
@@ -44,6 +51,7 @@ class ContactController(Controller):
             dt.datetime | None,
             QueryParameter(description="Only contacts not contacted since this time (or never)."),
         ] = None,
+        external_id: ExternalIdFilter = None,
     ) -> Page[ContactOut]:
         return page(
             *contacts.list_(
@@ -55,10 +63,35 @@ class ContactController(Controller):
                 outreach_id=outreach_id,
                 q=q,
                 contacted_before=contacted_before,
+                external_id=external_id,
             )
         )
 
-    @get("/{contact_id:int}", sync_to_thread=False, summary="Read a contact")
+    @put(
+        "/external/{external_id:str}",
+        sync_to_thread=False,
+        summary="Create or update the contact with this external id",
+        description="Creates the contact (201) when no contact of the team has this "
+        "external id, else applies the body as a partial update (200): fields left out of "
+        "the body keep their values.",
+        response_description="Updated: a record of the team had this external id.",
+        responses=created_spec(ContactOut),
+    )
+    def upsert(
+        self,
+        external_id: ExternalIdPath,
+        data: JSONBody[ContactPut],
+        team: NamedDependency[TeamScope],
+        request: Request,
+    ) -> Response[ContactOut]:
+        contact, created = contacts.put(team, external_id, data)
+        return upserted(request, contact, created, "contacts:read", contact_id=contact.id)
+
+    @put("/external", sync_to_thread=False, include_in_schema=False)
+    def upsert_without_id(self) -> None:
+        raise missing_external_id()
+
+    @get("/{contact_id:int}", sync_to_thread=False, name="contacts:read", summary="Read a contact")
     def read(self, contact_id: FromPath[int], team: NamedDependency[TeamScope]) -> ContactOut:
         return contacts.get(team, contact_id)
 

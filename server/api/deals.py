@@ -5,14 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from server.api.external import (
+    ExternalIdFilter,
+    ExternalIdPath,
+    created_spec,
+    missing_external_id,
+    upserted,
+)
 from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import deals as service
-from server.core.services.deals import DealIn, DealOut, DealPatch
+from server.core.services.deals import DealIn, DealOut, DealPatch, DealPut
 
 
 class DealController(Controller):
@@ -36,6 +43,7 @@ class DealController(Controller):
         outreach_id: IdFilter = None,
         close_from: FromQuery[dt.date | None] = None,
         close_to: FromQuery[dt.date | None] = None,
+        external_id: ExternalIdFilter = None,
     ) -> Page[DealOut]:
         return page(
             *service.list_(
@@ -49,10 +57,35 @@ class DealController(Controller):
                 outreach_id=outreach_id,
                 close_from=close_from,
                 close_to=close_to,
+                external_id=external_id,
             )
         )
 
-    @get("/{deal_id:int}", sync_to_thread=False, summary="Read a deal")
+    @put(
+        "/external/{external_id:str}",
+        sync_to_thread=False,
+        summary="Create or update the deal with this external id",
+        description="Creates the deal (201) when no deal of the team has this external id, "
+        "else applies the body as a partial update (200): fields left out of the body keep "
+        "their values, and a null `stage`, `owner_id` or `outreach_id` keeps its value too.",
+        response_description="Updated: a record of the team had this external id.",
+        responses=created_spec(DealOut),
+    )
+    def upsert(
+        self,
+        external_id: ExternalIdPath,
+        data: JSONBody[DealPut],
+        team: NamedDependency[TeamScope],
+        request: Request,
+    ) -> Response[DealOut]:
+        deal, created = service.put(team, external_id, data)
+        return upserted(request, deal, created, "deals:read", deal_id=deal.id)
+
+    @put("/external", sync_to_thread=False, include_in_schema=False)
+    def upsert_without_id(self) -> None:
+        raise missing_external_id()
+
+    @get("/{deal_id:int}", sync_to_thread=False, name="deals:read", summary="Read a deal")
     def read(self, deal_id: FromPath[int], team: NamedDependency[TeamScope]) -> DealOut:
         return service.get(team, deal_id)
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from server.api.external import (
+    ExternalIdFilter,
+    ExternalIdPath,
+    created_spec,
+    missing_external_id,
+    upserted,
+)
 from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import leads as service
-from server.core.services.leads import LeadIn, LeadOut, LeadPatch, StageChangeOut
+from server.core.services.leads import LeadIn, LeadOut, LeadPatch, LeadPut, StageChangeOut
 
 
 class LeadController(Controller):
@@ -34,6 +41,7 @@ class LeadController(Controller):
         owner_id: IdFilter = None,
         contact_id: IdFilter = None,
         min_score: Annotated[int | None, QueryParameter(ge=-1_000_000, le=1_000_000)] = None,
+        external_id: ExternalIdFilter = None,
     ) -> Page[LeadOut]:
         return page(
             *service.list_(
@@ -44,10 +52,35 @@ class LeadController(Controller):
                 owner_id=owner_id,
                 contact_id=contact_id,
                 min_score=min_score,
+                external_id=external_id,
             )
         )
 
-    @get("/{lead_id:int}", sync_to_thread=False, summary="Read a lead")
+    @put(
+        "/external/{external_id:str}",
+        sync_to_thread=False,
+        summary="Create or update the lead with this external id",
+        description="Creates the lead (201) when no lead of the team has this external id, "
+        "else applies the body as a partial update (200): fields left out of the body keep "
+        "their values, and a `stage` it gives must be an allowed move.",
+        response_description="Updated: a record of the team had this external id.",
+        responses=created_spec(LeadOut),
+    )
+    def upsert(
+        self,
+        external_id: ExternalIdPath,
+        data: JSONBody[LeadPut],
+        team: NamedDependency[TeamScope],
+        request: Request,
+    ) -> Response[LeadOut]:
+        lead, created = service.put(team, external_id, data)
+        return upserted(request, lead, created, "leads:read", lead_id=lead.id)
+
+    @put("/external", sync_to_thread=False, include_in_schema=False)
+    def upsert_without_id(self) -> None:
+        raise missing_external_id()
+
+    @get("/{lead_id:int}", sync_to_thread=False, name="leads:read", summary="Read a lead")
     def read(self, lead_id: FromPath[int], team: NamedDependency[TeamScope]) -> LeadOut:
         return service.get(team, lead_id)
 

@@ -22,6 +22,7 @@ from server.core.services.common import (
     saved,
     set_fields,
 )
+from server.core.services.upsert import convert, upsert
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=320)]
@@ -45,6 +46,20 @@ class ContactPatch(msgspec.Struct, forbid_unknown_fields=True):
     """A partial update; ``custom`` is merged key by key (``null`` removes a key)."""
 
     name: Name | UnsetType = UNSET
+    email: Text | None | UnsetType = UNSET
+    phone: Text | None | UnsetType = UNSET
+    company: Text | None | UnsetType = UNSET
+    outreach_id: int | None | UnsetType = UNSET
+    last_contacted_at: dt.datetime | None | UnsetType = UNSET
+    custom: Custom | UnsetType = UNSET
+    external_id: ExternalId | None | UnsetType = UNSET
+
+
+class ContactPut(msgspec.Struct, forbid_unknown_fields=True):
+    """The create body for ``PUT /contacts/external/{external_id}``: what it leaves out is
+    the default when the contact is created and is kept when it is updated."""
+
+    name: Name
     email: Text | None | UnsetType = UNSET
     phone: Text | None | UnsetType = UNSET
     company: Text | None | UnsetType = UNSET
@@ -119,6 +134,20 @@ def update(scope: TeamScope, contact_id: int, patch: ContactPatch) -> ContactOut
     return out(row)
 
 
+def put(scope: TeamScope, external_id: str, data: ContactPut) -> tuple[ContactOut, bool]:
+    """Create the contact with this external id (True) or update the team's one (False)."""
+    return upsert(
+        scope,
+        Contact,
+        external_id,
+        data,
+        create=lambda fields: create(scope, convert(fields, ContactIn)),
+        update=lambda contact_id, fields: update(
+            scope, contact_id, convert(fields, ContactPatch)
+        ),
+    )
+
+
 def apply(scope: TeamScope, row: Contact, patch: ContactPatch) -> list[str]:
     """Check and apply a partial change without committing; the changed field names."""
     if patch.outreach_id not in (UNSET, None):
@@ -156,8 +185,11 @@ def list_(
     outreach_id: int | None = None,
     q: str | None = None,
     contacted_before: dt.datetime | None = None,
+    external_id: str | None = None,
 ) -> tuple[list[ContactOut], str | None]:
     stmt = scope.select(Contact)
+    if external_id is not None:
+        stmt = stmt.where(Contact.external_id == external_id)
     if email is not None:
         stmt = stmt.where(func.lower(Contact.email) == email.lower())
     if company is not None:

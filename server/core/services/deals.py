@@ -26,6 +26,7 @@ from server.core.services.common import (
     set_fields,
     to_float,
 )
+from server.core.services.upsert import convert, upsert
 
 DEFAULT_STAGE = "new"
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -71,6 +72,29 @@ class DealPatch(msgspec.Struct, forbid_unknown_fields=True):
     owner_id: int | None | UnsetType = UNSET
     custom: Custom | UnsetType = UNSET
     external_id: ExternalId | None | UnsetType = UNSET
+
+
+class DealPut(msgspec.Struct, forbid_unknown_fields=True):
+    """The create body for ``PUT /deals/external/{external_id}``: what it leaves out is the
+    default when the deal is created and is kept when it is updated."""
+
+    title: Title
+    contact_id: int | None | UnsetType = UNSET
+    outreach_id: int | None | UnsetType = UNSET
+    amount: Amount | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+    stage: Stage | None | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+    expected_close_date: dt.date | None | UnsetType = UNSET
+    probability: Probability | None | UnsetType = UNSET
+    owner_id: int | None | UnsetType = UNSET
+    custom: Custom | UnsetType = UNSET
+    external_id: ExternalId | None | UnsetType = UNSET
+
+
+# A null in these asks for the server's choice when a deal is created (the first stage, the
+# caller as owner, the contact's outreach); an upsert that updates keeps the value instead.
+SERVER_DEFAULTS = ("stage", "owner_id", "outreach_id")
 
 
 class DealOut(msgspec.Struct):
@@ -190,6 +214,19 @@ def update(scope: TeamScope, deal_id: int, patch: DealPatch) -> DealOut:
     return out(row)
 
 
+def put(scope: TeamScope, external_id: str, data: DealPut) -> tuple[DealOut, bool]:
+    """Create the deal with this external id (True) or update the team's one (False)."""
+    return upsert(
+        scope,
+        Deal,
+        external_id,
+        data,
+        create=lambda fields: create(scope, convert(fields, DealIn)),
+        update=lambda deal_id, fields: update(scope, deal_id, convert(fields, DealPatch)),
+        default_when_null=SERVER_DEFAULTS,
+    )
+
+
 def apply(scope: TeamScope, row: Deal, patch: DealPatch) -> list[str]:
     """Check and apply a partial change without committing; the changed field names."""
     for name, model in (("contact_id", Contact), ("outreach_id", Outreach), ("owner_id", User)):
@@ -228,9 +265,11 @@ def list_(
     outreach_id: int | None = None,
     close_from: dt.date | None = None,
     close_to: dt.date | None = None,
+    external_id: str | None = None,
 ) -> tuple[list[DealOut], str | None]:
     stmt = scope.select(Deal)
     for column, value in (
+        (Deal.external_id, external_id),
         (Deal.stage, stage),
         (Deal.status, status),
         (Deal.contact_id, contact_id),

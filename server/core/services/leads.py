@@ -21,6 +21,7 @@ from server.core.services.common import (
     saved,
     set_fields,
 )
+from server.core.services.upsert import convert, upsert
 
 StageName = Literal["lead", "mql", "sal", "opportunity", "customer", "recycled"]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
@@ -45,6 +46,19 @@ class LeadPatch(msgspec.Struct, forbid_unknown_fields=True):
 
     stage: StageName | UnsetType = UNSET
     stage_reason: Reason | UnsetType = UNSET
+    score: Score | UnsetType = UNSET
+    owner_id: int | None | UnsetType = UNSET
+    custom: Custom | UnsetType = UNSET
+    external_id: ExternalId | None | UnsetType = UNSET
+
+
+class LeadPut(msgspec.Struct, forbid_unknown_fields=True):
+    """The create body for ``PUT /leads/external/{external_id}``: what it leaves out is the
+    default when the lead is created and is kept when it is updated (a ``stage`` it gives
+    must then be an allowed move)."""
+
+    contact_id: int
+    stage: StageName | UnsetType = UNSET
     score: Score | UnsetType = UNSET
     owner_id: int | None | UnsetType = UNSET
     custom: Custom | UnsetType = UNSET
@@ -154,6 +168,32 @@ def update(scope: TeamScope, lead_id: int, patch: LeadPatch) -> LeadOut:
     return out(row)
 
 
+def put(scope: TeamScope, external_id: str, data: LeadPut) -> tuple[LeadOut, bool]:
+    """Create the lead with this external id (True) or update the team's one (False)."""
+    return upsert(
+        scope,
+        Lead,
+        external_id,
+        data,
+        create=lambda fields: create(scope, convert(fields, LeadIn)),
+        update=lambda lead_id, fields: _update_put(scope, lead_id, fields),
+    )
+
+
+def _update_put(scope: TeamScope, lead_id: int, fields: dict[str, object]) -> LeadOut:
+    # A lead belongs to one contact for good (a PATCH cannot move it either): the body's
+    # contact_id, required to create, must be the lead's own when it updates.
+    contact_id = fields.pop("contact_id")
+    current = scope.get(Lead, lead_id).contact_id
+    if contact_id != current:
+        raise InvalidInput(
+            f"contact_id: lead {lead_id} belongs to contact {current}, and a lead's contact "
+            f"cannot change; send {current} or create a new lead under another external id",
+            field="contact_id",
+        )
+    return update(scope, lead_id, convert(fields, LeadPatch))
+
+
 def apply(scope: TeamScope, row: Lead, patch: LeadPatch) -> list[str]:
     """Check and apply a partial change (a stage move included) without committing."""
     if patch.owner_id not in (UNSET, None):
@@ -211,9 +251,11 @@ def list_(
     owner_id: int | None = None,
     contact_id: int | None = None,
     min_score: int | None = None,
+    external_id: str | None = None,
 ) -> tuple[list[LeadOut], str | None]:
     stmt = scope.select(Lead)
     for column, value in (
+        (Lead.external_id, external_id),
         (Lead.stage, stage),
         (Lead.owner_id, owner_id),
         (Lead.contact_id, contact_id),
