@@ -10,26 +10,7 @@ import msgspec
 from server.core.models import ActionExecution, Event, Run
 from server.core.scope import TeamScope
 from server.core.services.common import aware, fetch_page
-
-
-class ExecutionOut(msgspec.Struct):
-    """A side-effect execution: its state, attempts and result."""
-
-    id: int
-    run_id: int
-    workflow: str
-    workflow_version: int
-    action_index: int
-    action_type: str
-    idempotency_key: str
-    status: str
-    attempts: int
-    attempt_log: list[dict[str, Any]]
-    last_error: str | None
-    result: Any
-    next_attempt_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
+from server.core.services.executions import ExecutionOut, execution_out
 
 
 class RunOut(msgspec.Struct):
@@ -49,26 +30,6 @@ class RunOut(msgspec.Struct):
     duration_ms: float
     created_at: dt.datetime
     executions: list[ExecutionOut] = []
-
-
-def execution_out(row: ActionExecution) -> ExecutionOut:
-    return ExecutionOut(
-        id=row.id,
-        run_id=row.run_id,
-        workflow=row.workflow_key,
-        workflow_version=row.workflow_version,
-        action_index=row.action_index,
-        action_type=row.action_type,
-        idempotency_key=row.idempotency_key,
-        status=row.status,
-        attempts=row.attempts,
-        attempt_log=list(row.attempt_log or []),
-        last_error=row.last_error,
-        result=row.result,
-        next_attempt_at=row.next_attempt_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
 
 
 def out(run: Run, event: Event, executions: list[ActionExecution] | None = None) -> RunOut:
