@@ -16,6 +16,9 @@ from server.core.scope import Actor, TeamScope
 from server.core.services import teams
 
 PUBLIC_PATHS = {"/schema", "/healthz"}
+"""Path prefixes served without an API key. A single route opts out instead with
+``opt={"exclude_from_auth": True}`` (the signed public webhook route, ``server/api/hooks.py``),
+which binds the exemption to that route handler rather than to a path pattern."""
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):

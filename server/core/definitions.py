@@ -16,6 +16,8 @@ from server.triggers import TRIGGERS
 
 ENTITIES = ("outreach", "contact", "communication", "deal", "lead")
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+RECORDLESS = sorted(t.name for t in TRIGGERS.values() if not t.has_record)
+"""Trigger types whose events carry no record (``webhook``): their workflows need no entity."""
 
 BASE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -53,7 +55,19 @@ BASE_SCHEMA: dict[str, Any] = {
             },
         },
     },
-    "required": ["id", "name", "entity", "trigger", "actions"],
+    "required": ["id", "name", "trigger", "actions"],
+    # Every workflow names its entity, except those of a trigger without records (webhook).
+    "if": {
+        "properties": {
+            "trigger": {
+                "type": "object",
+                "properties": {"type": {"enum": RECORDLESS}},
+                "required": ["type"],
+            }
+        },
+        "required": ["trigger"],
+    },
+    "else": {"required": ["entity"]},
     "additionalProperties": False,
 }
 
@@ -135,6 +149,7 @@ def validate(document: Any, registry: Registry) -> list[Problem]:
         return problems
     entity = document.get("entity")
     trigger = document.get("trigger")
+    recordless = isinstance(trigger, dict) and trigger.get("type") in RECORDLESS
     if isinstance(trigger, dict) and isinstance(trigger.get("type"), str):
         kind = TRIGGERS.get(trigger["type"])
         if kind is None:
@@ -175,6 +190,15 @@ def validate(document: Any, registry: Registry) -> list[Problem]:
                     f"{at}.type",
                     f"unknown action type {action['type']!r} "
                     f"(known: {', '.join(sorted(registry.actions))})",
+                )
+            )
+            continue
+        if recordless and kind.kind == "record":
+            problems.append(
+                Problem(
+                    f"{at}.type",
+                    f"{action['type']} changes the triggering record, but a {trigger['type']} "
+                    "event has no record to change: use side-effect actions only",
                 )
             )
             continue

@@ -112,7 +112,9 @@ class TeamIndex:
         self.groups = groups or {}
         self.by_key: dict[tuple[str | None, str], list[CompiledWorkflow]] = defaultdict(list)
         for wf in workflows:
-            self.by_key[(wf.entity, wf.trigger.name)].append(wf)
+            # A webhook event has no entity: its workflows listen whatever entity they name.
+            entity = wf.entity if wf.trigger.has_record else None
+            self.by_key[(entity, wf.trigger.name)].append(wf)
         self.trigger_types = {t for _, t in self.by_key}
 
     def candidates(self, change: Change) -> list[CompiledWorkflow]:

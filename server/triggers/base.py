@@ -17,6 +17,9 @@ class Trigger:
     config_schema: ClassVar[dict[str, Any]] = {}
     """JSON Schema properties of the trigger object besides ``type``."""
     required: ClassVar[tuple[str, ...]] = ()
+    has_record: ClassVar[bool] = True
+    """Whether its events carry a record. False (a webhook's payload only): its workflows
+    need no entity, may not use record actions, and are matched whatever entity they name."""
 
     def schema(self) -> dict[str, Any]:
         """The JSON Schema of this trigger's object in a workflow definition."""
