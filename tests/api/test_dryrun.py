@@ -151,3 +151,26 @@ def test_an_email_preview_is_rendered_and_nothing_is_sent(
         (only_run,) = runs(client)  # the deal's own save, before the dry run
         assert (only_run["record_id"], only_run["op"]) == (deal["id"], "created")
         assert client.get(f"/api/v1/deals/{deal['id']}").json() == deal
+
+
+def test_a_webhook_workflow_is_tried_on_a_payload(api) -> None:
+    # Given a webhook workflow that only wants demo requests
+    workflow = {
+        "id": "demo-request", "name": "Demo requests", "trigger": {"type": "webhook", "name": "site"},
+        "condition": "payload.kind == 'demo' && event.name == 'site'",
+        "actions": [{"type": "email", "to": "sales@example.com", "subject": "Demo: {{ payload.email }}",
+                     "body": "x"}],
+    }
+    # When it is dry-run on a demo payload and on a newsletter payload
+    hit = api.post("/api/v1/workflows/test", json={
+        "workflow": workflow, "payload": {"kind": "demo", "email": "a@initech.example"}})
+    miss = api.post("/api/v1/workflows/test", json={"workflow": workflow, "payload": {"kind": "news"}})
+    # Then the first fires and matches with the email rendered from the payload; the second does not
+    assert hit.status_code == 200, hit.text
+    body = hit.json()
+    assert (body["trigger_fires"], body["matched"]) == (True, True)
+    assert "Demo: a@initech.example" in str(body["actions"][0]["preview"])
+    assert miss.json()["trigger_fires"] is True and miss.json()["matched"] is False
+    # and an op that makes no sense for a webhook is refused, naming op
+    bad = api.post("/api/v1/workflows/test", json={"workflow": workflow, "payload": {}, "op": "created"})
+    assert bad.status_code == 422 and bad.json()["field"] == "op"

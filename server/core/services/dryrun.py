@@ -88,17 +88,25 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
     document, version = _definition(scope, data)
     wf = compile_workflow(document, version or 0, scope.engine.registry)
     record = _record(scope, wf.entity, data)
-    op = data.op or ("created" if data.previous is None else "updated")
-    if op not in ("created", "updated", "deleted"):
-        raise InvalidInput("op: created, updated or deleted", field="op")
+    if not wf.trigger.has_record:
+        # A webhook workflow is tried on a posted payload, as its hook would receive it.
+        op = "received"
+        if data.op not in (None, "received"):
+            raise InvalidInput("op: a webhook workflow receives; leave op out", field="op")
+    else:
+        op = data.op or ("created" if data.previous is None else "updated")
+        if op not in ("created", "updated", "deleted"):
+            raise InvalidInput("op: created, updated or deleted", field="op")
+    name = wf.trigger_config.get("name") if not wf.trigger.has_record else None
     change = Change(
         team_id=scope.team_id,
-        entity=wf.entity,
+        entity=None if not wf.trigger.has_record else wf.entity,
         op=op,  # type: ignore[arg-type]
         record=record,
         previous=data.previous,
         changed=diff(data.previous, record),
         payload=data.payload,
+        name=name,
         user_id=scope.actor.user_id,
     )
     fires = wf.trigger.relevant(change) and wf.trigger.fires(wf.trigger_config, change)
@@ -107,6 +115,7 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
         "op": op,
         "entity": wf.entity,
         "record_id": change.record_id,
+        "name": name,
         "source": "dry_run",
         "depth": 0,
         "user_id": scope.actor.user_id,
