@@ -150,3 +150,11 @@ def test_workflow_examples_are_valid(example: dict[str, Any]) -> None:
 def test_every_trigger_has_an_example() -> None:
     shown = {example["trigger"]["type"] for example in _examples()}
     assert shown >= set(TRIGGERS), f"no example workflow for {sorted(set(TRIGGERS) - shown)}"
+
+
+def test_every_setting_is_documented() -> None:
+    from server.settings import _ENV_NAMES
+
+    readme = (DOCS.parent / "README.md").read_text() + (DOCS / "operations.md").read_text()
+    missing = [var for var in _ENV_NAMES.values() if f"`{var}`" not in readme and var not in readme]
+    assert missing == [], f"settings not documented in README.md or docs/operations.md: {missing}"
