@@ -117,7 +117,7 @@ _positive.__name__ = "positive integer"  # argparse names the type in its error 
 
 def add_commands(commands: Any) -> None:
     """Add ``executions list`` and ``executions retry`` to the ``dealflow`` parser."""
-    from server.core.services.executions import STATUSES
+    from server.core.models.event import EXECUTION_STATUSES as STATUSES
 
     executions = commands.add_parser(
         "executions", help="side-effect executions: list them, retry dead ones"

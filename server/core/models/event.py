@@ -50,6 +50,9 @@ class Run(TeamOwned, Base):
     duration_ms: Mapped[float] = mapped_column(default=0.0)
 
 
+EXECUTION_STATUSES = ("pending", "queued", "running", "failed", "succeeded", "dead")
+
+
 class ActionExecution(TeamOwned, Base):
     """One side-effect action to perform after commit, at least once, keyed for idempotency.
 

@@ -12,10 +12,11 @@ from sqlalchemy import Select
 from server.core.engine import PENDING_KEY
 from server.core.errors import Conflict, InvalidInput, NotFound
 from server.core.models import ActionExecution, utcnow
+from server.core.models.event import EXECUTION_STATUSES
 from server.core.scope import TeamScope
 from server.core.services.common import commit, fetch_page
 
-STATUSES = ("pending", "queued", "running", "failed", "succeeded", "dead")
+STATUSES = EXECUTION_STATUSES
 """Every status an execution can have, in the order it moves through them."""
 
 
