@@ -59,4 +59,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = runtime.db
     app.state.session_factory = runtime.sessions
     logging.getLogger("dealflow").setLevel(logging.INFO)
+    # Plugins' HTTP clients would log every call at INFO: one line per side effect.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return app

@@ -239,6 +239,7 @@ class WorkflowEngine:
         report: RunReport,
     ) -> list[Step]:
         steps: list[Step] = []
+        queued: list[tuple[dict[str, Any], ActionExecution]] = []
         looping = {step.workflow for step in item.chain if _returns(item.chain, step.workflow)}
         for wf, evaluation in matched:
             changed_here: list[str] = []
@@ -256,10 +257,8 @@ class WorkflowEngine:
                     template_filters=self.registry.template_filters,
                 )
                 if action.kind == "side_effect":
-                    entry.update(
-                        status="queued",
-                        execution_id=self._queue(scope, run, context, action.name, config),
-                    )
+                    entry["status"] = "queued"
+                    queued.append((entry, self._execution(run, context, action.name, config)))
                     continue
                 if item.row is None:
                     entry.update(status="skipped", error="the record was deleted")
@@ -290,6 +289,8 @@ class WorkflowEngine:
                 entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             if changed_here:
                 steps.append(Step(wf.key, tuple(dict.fromkeys(changed_here)), item.change.depth))
+        if queued:
+            self._queue(scope, queued)
         return steps
 
     @staticmethod
@@ -335,10 +336,12 @@ class WorkflowEngine:
 
     # --- side effects ---------------------------------------------------------------------
 
-    def _queue(
-        self, scope: TeamScope, run: Run, context: ActionContext, name: str, config: dict[str, Any]
-    ) -> int:
-        execution = ActionExecution(
+    @staticmethod
+    def _execution(
+        run: Run, context: ActionContext, name: str, config: dict[str, Any]
+    ) -> ActionExecution:
+        return ActionExecution(
+            team_id=context.team_id,
             run_id=run.id,
             event_id=run.event_id,
             workflow_key=context.workflow_id,
@@ -351,10 +354,17 @@ class WorkflowEngine:
             status="pending",
             next_attempt_at=utcnow(),
         )
-        scope.add(execution)
+
+    @staticmethod
+    def _queue(scope: TeamScope, queued: list[tuple[dict[str, Any], ActionExecution]]) -> None:
+        """Write an event's side-effect executions in one flush (one batched INSERT), in the
+        transaction of the change: the outbox the relay reads after commit."""
+        scope.session.add_all([execution for _, execution in queued])
         scope.session.flush()
-        scope.session.info.setdefault(PENDING_KEY, []).append(execution.id)
-        return execution.id
+        pending = scope.session.info.setdefault(PENDING_KEY, [])
+        for entry, execution in queued:
+            entry["execution_id"] = execution.id
+            pending.append(execution.id)
 
 
 def _returns(chain: tuple[Step, ...], workflow: str) -> bool:

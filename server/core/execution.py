@@ -46,11 +46,11 @@ def claimable(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def claim(session: Session, execution_id: int, lease_seconds: float) -> int | None:
-    """Mark the execution running under a lease; return its attempt number, or None when it
-    is finished, not due, or held by another worker."""
+def claim(session: Session, execution_id: int, lease_seconds: float) -> ActionExecution | None:
+    """Mark the execution running under a lease and return it (``attempts`` counts this
+    attempt), in one statement; None when it is finished, not due, or held by another worker."""
     now = utcnow()
-    row = session.execute(
+    execution = session.scalars(
         update(ActionExecution)
         .where(ActionExecution.id == execution_id, claimable(now))
         .values(
@@ -58,10 +58,11 @@ def claim(session: Session, execution_id: int, lease_seconds: float) -> int | No
             attempts=ActionExecution.attempts + 1,
             next_attempt_at=now + dt.timedelta(seconds=lease_seconds),
         )
-        .returning(ActionExecution.attempts)
+        .returning(ActionExecution),
+        execution_options={"synchronize_session": False},
     ).first()
     session.commit()
-    return None if row is None else int(row[0])
+    return execution
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,10 @@ def perform(
     retries; the action's own failures are recorded on the execution."""
     lease = float(getattr(settings, "execution_lease_seconds", 300))
     with factory() as session:
-        attempt = claim(session, execution_id, lease)
-        if attempt is None:
-            return None
-        execution = session.get(ActionExecution, execution_id)
+        execution = claim(session, execution_id, lease)
         if execution is None:
             return None
-        session.commit()  # no transaction stays open while the action runs
+        attempt = execution.attempts
         action = registry.action(execution.action_type)
         started = time.perf_counter()
         entry: dict[str, Any] = {"attempt": attempt, "at": utcnow().isoformat()}
