@@ -21,10 +21,17 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml tests/plugins/sample_plugi
 	$(BIN)/pip install --quiet -e tests/plugins/sample_plugin
 	touch $@
 
-run: $(VENV)/.installed
-	$(BIN)/dealflow migrate
-	$(BIN)/dealflow demo --host $(HOST) --port $(PORT)
-	$(BIN)/dealflow serve --host $(HOST) --port $(PORT)
+# The demo's DEALFLOW_SECRET_KEY (it encrypts stored secrets), made once and kept: a new key
+# could not read what the old one encrypted. An exported DEALFLOW_SECRET_KEY wins.
+SECRET_FILE := .dealflow-secret-key
+$(SECRET_FILE):
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(32))" > $@
+
+run: $(VENV)/.installed $(SECRET_FILE)
+	export DEALFLOW_SECRET_KEY="$${DEALFLOW_SECRET_KEY:-$$(cat $(SECRET_FILE))}" && \
+	$(BIN)/dealflow migrate && \
+	$(BIN)/dealflow demo --host $(HOST) --port $(PORT) && \
+	exec $(BIN)/dealflow serve --host $(HOST) --port $(PORT)
 
 services:
 	scripts/ensure-services
@@ -33,4 +40,4 @@ test: $(VENV)/.installed-test services
 	$(BIN)/pytest -n 2
 
 clean:
-	rm -rf $(VENV) dealflow.db dealflow.db-wal dealflow.db-shm
+	rm -rf $(VENV) dealflow.db dealflow.db-wal dealflow.db-shm $(SECRET_FILE)
