@@ -7,7 +7,7 @@ from litestar.di import Provide
 
 from server.api.auth import provide_scope
 from server.api.contacts import ContactController
-from server.api import executions, hooks
+from server.api import credentials, executions, hooks
 from server.api.deals import DealController
 from server.api.forecast import ForecastController
 from server.api.groups import GroupController
@@ -29,6 +29,7 @@ def api_router() -> Router:
             DealController,
             LeadController,
             TeamController,
+            *credentials.HANDLERS,
             WorkflowController,
             RunController,
             GroupController,

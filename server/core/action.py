@@ -16,6 +16,8 @@ class ActionContext:
     ``document`` is the condition context (``record``, ``previous``, ``changed``, ``event``,
     ``team``, ``payload``). ``idempotency_key`` is stable across retries of one execution:
     pass it downstream (e.g. as an ``Idempotency-Key`` header) so a retry never acts twice.
+    ``credentials`` is the team's decrypted set named by ``Action.credentials`` when a
+    side-effect execution runs, and empty otherwise (dry-run previews never get the values).
     """
 
     team_id: int
@@ -39,7 +41,8 @@ class Action:
     on a worker and returns a JSON-able result to record. ``preview(config, context)``
     returns what ``execute`` would do (the changes, the rendered message, the HTTP body)
     without doing it. ``config_schema`` is the JSON Schema of the action's config: the
-    action's object in a workflow minus its ``type``.
+    action's object in a workflow minus its ``type``. ``credentials`` names the team
+    credential set the action reads (see the field).
     """
 
     name: str
@@ -53,6 +56,12 @@ class Action:
     description: str = ""
     max_attempts: int = 5
     """Attempts before a failing side-effect execution is dead."""
+    credentials: str | None = None
+    """The name of the team credential set a side-effect action reads (``"slack"``), which an
+    admin stores with ``PUT /api/v1/team/credentials/slack``. When set, each execution gets
+    the team's decrypted values as ``context.credentials``; a team without the set makes the
+    execution dead at once. Every value is replaced by ``••••`` in the recorded result,
+    error and logs. None: the action needs no credentials."""
 
 
 class ActionError(Exception):

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from server.core.action import ActionContext, ActionError
 from server.core.models import ActionExecution, utcnow
 from server.core.plugins import Registry
+from server.core.services.credentials import MASK, missing_message
+from server.core.services.credentials import load as load_credentials
 
 log = logging.getLogger("dealflow.execution")
 
@@ -65,6 +68,29 @@ def claim(session: Session, execution_id: int, lease_seconds: float) -> ActionEx
     return execution
 
 
+def scrub(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every one of ``secrets`` replaced by ``••••`` in its strings, through
+    dicts (keys too) and lists: what an action returned or raised, before it is recorded or
+    logged. ``secrets`` are longest first, so a value containing another goes whole."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(item, secrets) for item in value]
+    return value
+
+
+def secret_values(credentials: Mapping[str, str]) -> list[str]:
+    """The values :func:`scrub` hides, longest first. Values under 4 characters are left
+    out: replacing them would garble every message and hide little."""
+    return sorted({v for v in credentials.values() if len(v) >= 4}, key=len, reverse=True)
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one attempt ended in: ``succeeded``, ``failed`` (retry in ``retry_in`` seconds)
@@ -96,11 +122,20 @@ def perform(
         entry: dict[str, Any] = {"attempt": attempt, "at": utcnow().isoformat()}
         values: dict[str, Any]
         retry_in: float | None = None
+        secrets: list[str] = []
         try:
             if action is None:
                 raise ActionError(
                     f"action type {execution.action_type!r} is not registered", permanent=True
                 )
+            credentials: Mapping[str, str] = {}
+            if action.credentials:
+                loaded = load_credentials(
+                    session, execution.team_id, action.credentials, settings
+                )
+                if loaded is None:
+                    raise ActionError(missing_message(action.credentials), permanent=True)
+                credentials, secrets = loaded, secret_values(loaded)
             context = ActionContext(
                 team_id=execution.team_id,
                 workflow_id=execution.workflow_key,
@@ -109,12 +144,15 @@ def perform(
                 document=execution.document,
                 idempotency_key=execution.idempotency_key,
                 settings=settings,
+                credentials=credentials,
                 template_filters=registry.template_filters,
             )
             result = action.execute(execution.config, context)
             values = {
                 "status": "succeeded",
-                "result": msgspec.to_builtins(result) if result is not None else None,
+                "result": scrub(msgspec.to_builtins(result), secrets)
+                if result is not None
+                else None,
                 "last_error": None,
                 "next_attempt_at": None,
             }
@@ -122,6 +160,8 @@ def perform(
         except Exception as exc:  # noqa: BLE001 - a plugin's failure is recorded, never fatal
             permanent = isinstance(exc, ActionError) and exc.permanent
             message = exc.message if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
+            # Scrubbed before it is logged or recorded: plugins put tokens in messages.
+            message = scrub(message, secrets)
             if not isinstance(exc, ActionError):
                 log.warning("action %s failed: %s", execution.action_type, message)
             limit = action.max_attempts if action else 1

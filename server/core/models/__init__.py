@@ -4,6 +4,7 @@ from server.core.models.api_key import ApiKey
 from server.core.models.base import Base, utcnow
 from server.core.models.communication import Communication
 from server.core.models.contact import Contact
+from server.core.models.credential import TeamCredential
 from server.core.models.deal import Deal
 from server.core.models.event import ActionExecution, Event, Run
 from server.core.models.hook import HookSecret, WebhookDelivery
@@ -32,6 +33,7 @@ __all__ = [
     "Outreach",
     "OutreachType",
     "Team",
+    "TeamCredential",
     "User",
     "utcnow",
 ]

@@ -135,6 +135,9 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
                 document=ctx_doc,
                 idempotency_key=f"dry-run:{wf.key}:{index}",
                 settings=scope.engine.settings,
+                # Never the team's credential values: a preview shows what would be sent,
+                # and its answer must not carry a token. A preview that needs one says so.
+                credentials={},
                 template_filters=scope.engine.registry.template_filters,
             )
             item = ActionPreview(index=index, type=action.name, kind=action.kind)

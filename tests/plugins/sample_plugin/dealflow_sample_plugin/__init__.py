@@ -1,5 +1,6 @@
 """A sample third-party plugin: a ``tag_record`` action, a buggy ``explode`` action, two
-HTTP side effects (``post_to`` and ``gated_post``) and a ``shout`` template filter."""
+HTTP side effects (``post_to`` and ``gated_post``), ``post_with_token`` (reads the team's
+``sample`` credentials and leaks them on purpose) and a ``shout`` template filter."""
 
 from __future__ import annotations
 
@@ -83,6 +84,28 @@ def gated_post(config: Mapping[str, Any], context: ActionContext) -> dict[str, A
     return {"status": _post(f"{base}/done", context).status_code}
 
 
+def post_with_token(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
+    """POST to ``url`` with the team's ``sample`` token as a bearer token. Careless on
+    purpose: it echoes the token in its result and in its error, which the engine scrubs."""
+    token = context.credentials["token"]
+    try:
+        response = HTTP.post(
+            config["url"],
+            json={"idempotency_key": context.idempotency_key},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except httpx.HTTPError as exc:
+        raise ActionError(f"POST {config['url']} with token {token}: {type(exc).__name__}") from exc
+    if not 200 <= response.status_code < 300:
+        raise ActionError(f"rejected token {token}: HTTP {response.status_code}", permanent=True)
+    return {"status": response.status_code, "echo": token}
+
+
+def preview_with_token(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
+    """What would be sent, with whatever credentials the preview was given (none)."""
+    return {"url": config["url"], "credentials": dict(context.credentials)}
+
+
 def shout(value: Any) -> str:
     return f"{value}".upper() + "!"
 
@@ -121,6 +144,16 @@ def dealflow_register_actions() -> list[Action]:
             execute=gated_post,
             description="POST url/started, wait for url/gate, POST url/done.",
             max_attempts=3,
+        ),
+        Action(
+            name="post_with_token",
+            kind="side_effect",
+            config_schema=URL_SCHEMA,
+            execute=post_with_token,
+            preview=preview_with_token,
+            description="POST to a URL with the team's sample token (echoed, to be scrubbed).",
+            max_attempts=3,
+            credentials="sample",
         ),
     ]
 
