@@ -59,8 +59,16 @@ def _supervise(processes: int, threads: int) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     while not stop.wait(0.5):
-        if all(child.poll() is not None for child in children):
-            break
+        for n, child in enumerate(children):
+            if child.poll() is not None:
+                # A worker that died (killed, out of memory) is replaced: its executions
+                # come back when their leases run out, and someone must take them.
+                print(
+                    f"Dealflow worker {child.pid} exited with {child.returncode}; starting another",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                children[n] = subprocess.Popen(command)
     for child in children:
         if child.poll() is None:
             child.terminate()

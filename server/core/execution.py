@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -30,6 +31,11 @@ from server.core.services.credentials import load as load_credentials
 log = logging.getLogger("dealflow.execution")
 
 UNFINISHED = ("pending", "queued", "running", "failed")
+MAX_RETRY_DELAY = 3600.0
+"""The longest wait before a retry, whatever ``Retry-After`` an action reported."""
+RECORD_TRIES = 6
+"""Attempts at recording an outcome when the database fails (0.5 s, 1 s, … apart): an
+action that was performed must not be performed again for want of a commit."""
 
 
 def backoff(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
@@ -117,6 +123,7 @@ def perform(
         if execution is None:
             return None
         attempt = execution.attempts
+        lease_until = execution.next_attempt_at
         action = registry.action(execution.action_type)
         started = time.perf_counter()
         entry: dict[str, Any] = {"attempt": attempt, "at": utcnow().isoformat()}
@@ -124,6 +131,15 @@ def perform(
         retry_in: float | None = None
         secrets: list[str] = []
         try:
+            if action is not None and attempt > action.max_attempts:
+                # Earlier attempts were claimed and never recorded: their workers died in
+                # the action (killed, out of memory). Running it again would likely kill
+                # another one; stop here, where an operator can see it.
+                raise ActionError(
+                    f"the worker performing it was lost {attempt - 1} times "
+                    f"(max_attempts {action.max_attempts}); retry it once the cause is fixed",
+                    permanent=True,
+                )
             if action is None:
                 raise ActionError(
                     f"action type {execution.action_type!r} is not registered", permanent=True
@@ -172,7 +188,7 @@ def perform(
                 entry["outcome"] = "dead"
             else:
                 hint = exc.retry_after if isinstance(exc, ActionError) else None
-                retry_in = max(hint or 0.0, backoff(attempt, backoff_base))
+                retry_in = min(MAX_RETRY_DELAY, max(hint or 0.0, backoff(attempt, backoff_base)))
                 values.update(
                     status="failed", next_attempt_at=utcnow() + dt.timedelta(seconds=retry_in)
                 )
@@ -180,16 +196,17 @@ def perform(
         entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         values["attempt_log"] = [*execution.attempt_log, entry]
         values["updated_at"] = utcnow()
-        recorded = session.execute(
+        statement = (
             update(ActionExecution)
             .where(
                 ActionExecution.id == execution_id,
                 ActionExecution.status == "running",
                 ActionExecution.attempts == attempt,
+                ActionExecution.next_attempt_at == lease_until,  # still this claim's lease
             )
             .values(**values)
-        ).rowcount
-        session.commit()
+        )
+        recorded = _record(session, statement, execution_id)
         if not recorded:
             log.warning(
                 "execution %s attempt %s outlived its lease; another worker took it over",
@@ -197,6 +214,22 @@ def perform(
                 attempt,
             )
         return Attempt(str(values["status"]), retry_in)
+
+
+def _record(session: Session, statement: Any, execution_id: int) -> int:
+    """Execute and commit the outcome's update, trying again while the database fails."""
+    for n in range(RECORD_TRIES):
+        try:
+            count = int(session.execute(statement).rowcount)
+            session.commit()
+            return count
+        except DBAPIError:
+            session.rollback()
+            if n == RECORD_TRIES - 1:
+                raise
+            log.warning("recording execution %s failed; trying again", execution_id, exc_info=True)
+            time.sleep(0.5 * 2**n)
+    raise AssertionError("unreachable")
 
 
 def due_ids(session: Session, now: dt.datetime, redelivery_seconds: float, limit: int) -> list[int]:

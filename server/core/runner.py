@@ -88,11 +88,13 @@ class Runner:
         with self._lock:
             if self.running:
                 return
+            # First what can fail (the database is away): a failed start leaves the runner
+            # stopped, so that the next start tries again.
+            if in_memory(self.broker):
+                self._requeue_lost_messages()
             self.running = True
             self._stop = threading.Event()
             self._hooks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dealflow-hooks")
-        if in_memory(self.broker):
-            self._requeue_lost_messages()
         if self.with_worker:
             # How long an idle worker thread waits for a message before it looks at its stop
             # flag: short in memory (a test server stops and starts often), longer on Redis.

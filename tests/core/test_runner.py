@@ -207,3 +207,21 @@ def test_queued_executions_of_a_dead_in_memory_broker_are_sent_again(
     assert runner.join(10)
     assert len(receiver.received("/erp")) == 2
     assert setup.executions() == [("succeeded", 1)] * 2
+
+
+def test_an_execution_whose_workers_keep_dying_is_dead_not_run_again(
+    setup: Any, receiver: Any
+) -> None:
+    # Given an execution claimed as often as post_to allows (3), each worker lost mid-action
+    setup.save_deals(receiver.url + "/erp")
+    setup.set(status="running", attempts=3, next_attempt_at=utcnow() - dt.timedelta(seconds=1))
+    # When its last lease has run out and a runner takes it up
+    runner = setup.runner()
+    runner.start()
+    assert runner.join(10)
+    # Then it is dead, with the reason, and the action was not performed a fourth time
+    assert receiver.received("/erp") == []
+    assert setup.executions() == [("dead", 4)]
+    with make_session_factory(runner.factory.kw["bind"])() as session:
+        (execution,) = session.scalars(select(ActionExecution))
+        assert "worker performing it was lost 3 times" in (execution.last_error or "")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select
+from sqlalchemy import Select, update
 
 from server.core.engine import PENDING_KEY
 from server.core.errors import Conflict, InvalidInput, NotFound
@@ -144,12 +144,32 @@ def _requeue(scope: TeamScope, row: ActionExecution) -> None:
     """Make a dead execution pending again, as if just written, keeping its history."""
     _check_dead(row)
     now = utcnow()
-    row.status = "pending"
-    row.attempts = 0  # a fresh round of the action's max_attempts
-    row.next_attempt_at = now
-    row.dispatched_at = None
     marker = {"retry": True, "at": now.isoformat(), "user_id": scope.actor.user_id or None}
-    row.attempt_log = [*(row.attempt_log or []), marker]  # a new list: JSON is not tracked in place
+    # Conditional, so that a retry racing another one (SQLite has no row locks) never
+    # resets an execution that a worker already took up again.
+    changed = scope.session.execute(
+        update(ActionExecution)
+        .where(
+            ActionExecution.id == row.id,
+            ActionExecution.team_id == scope.team_id,
+            ActionExecution.status == "dead",
+        )
+        .values(
+            status="pending",
+            attempts=0,  # a fresh round of the action's max_attempts
+            next_attempt_at=now,
+            dispatched_at=None,
+            attempt_log=[*(row.attempt_log or []), marker],
+            updated_at=now,
+        ),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    if changed != 1:
+        raise Conflict(
+            f"execution {row.id} was retried meanwhile; only a dead execution can be retried",
+            field="status",
+        )
+    scope.session.expire(row)  # read back what the statement wrote
     # Handed to the runner right after the commit; a runner's scan of pending rows is the
     # fallback when this process has none (the CLI).
     scope.session.info.setdefault(PENDING_KEY, []).append(row.id)
