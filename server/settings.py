@@ -64,7 +64,8 @@ class Settings:
     """Threads per worker process (and of the in-process worker)."""
 
     extra: dict[str, str] = field(default_factory=dict)
-    """Keys of the TOML file that no field above names, for plugins to read."""
+    """Keys of the TOML file that no field above names, and ``DEALFLOW_PLUGIN_<KEY>``
+    environment variables (as ``<key>``, lower case; the environment wins), for plugins."""
 
 
 _ENV_NAMES = {
@@ -83,6 +84,8 @@ _ENV_NAMES = {
     "worker_threads": "DEALFLOW_WORKER_THREADS",
 }
 _BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
+PLUGIN_PREFIX = "DEALFLOW_PLUGIN_"
+"""Environment variables ``DEALFLOW_PLUGIN_<KEY>`` set ``extra[<key>]`` (lower case)."""
 
 
 def _coerce(name: str, raw: object, source: str) -> object:
@@ -125,5 +128,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     for name, var in _ENV_NAMES.items():
         if env.get(var):
             values[name] = _coerce(name, env[var], var)
+    for var, raw in env.items():
+        # DEALFLOW_PLUGIN_TELEGRAM_API_BASE=... → extra["telegram_api_base"], for plugins.
+        if var.startswith(PLUGIN_PREFIX) and len(var) > len(PLUGIN_PREFIX) and raw:
+            extra[var[len(PLUGIN_PREFIX) :].lower()] = raw
     values = {k: v for k, v in values.items() if v is not None}
     return Settings(**values, extra=extra)  # type: ignore[arg-type]

@@ -211,3 +211,13 @@ def test_settings_are_immutable() -> None:
     with pytest.raises(AttributeError):
         settings.database_url = "sqlite:///x.db"  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+def test_plugin_settings_come_from_the_environment_and_win_over_the_file(tmp_path) -> None:
+    config = tmp_path / "dealflow.toml"
+    config.write_text('telegram_api_base = "http://file.example"\nerp_timeout = "5"\n')
+    settings = load_settings({
+        "DEALFLOW_CONFIG": str(config),
+        "DEALFLOW_PLUGIN_TELEGRAM_API_BASE": "http://127.0.0.1:9999",
+    })
+    assert settings.extra == {"telegram_api_base": "http://127.0.0.1:9999", "erp_timeout": "5"}
