@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from server.cli import admin, executions, groups, hooks, runs, worker, workflows
+from server.cli import admin, executions, groups, hooks, plugins, runs, worker, workflows
 from server.core.errors import DealflowError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     executions.add_commands(commands)
     hooks.add_commands(commands)
     worker.add_commands(commands)
+    plugins.add_commands(commands)
     return parser
 
 
