@@ -99,6 +99,12 @@ def start_receiver() -> Receiver:
         def do_GET(self) -> None:  # noqa: N802
             self._answer("GET")
 
+        def do_PUT(self) -> None:  # noqa: N802
+            self._answer("PUT")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._answer("DELETE")
+
         def log_message(self, *args: Any) -> None:
             pass
 
