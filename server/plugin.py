@@ -5,9 +5,17 @@ from __future__ import annotations
 import pluggy
 
 from server.core import hookspecs
-from server.core.action import Action, ActionContext, ActionError, ActionKind
+from server.core.action import Action, ActionContext, ActionError, ActionKind, retry_after
 
 hookimpl = pluggy.HookimplMarker("dealflow")
 """Decorate a plugin's hook implementations with this."""
 
-__all__ = ["Action", "ActionContext", "ActionError", "ActionKind", "hookimpl", "hookspecs"]
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionError",
+    "ActionKind",
+    "hookimpl",
+    "hookspecs",
+    "retry_after",
+]

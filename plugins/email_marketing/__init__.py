@@ -24,8 +24,6 @@ Requests, relative to the team's ``base_url`` (credential set ``email_marketing`
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
 import re
 from collections.abc import Mapping
@@ -34,7 +32,7 @@ from typing import Any
 import httpx
 
 from server.core.expressions import ExpressionError, compile_expression
-from server.plugin import Action, ActionContext, ActionError, hookimpl
+from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
 
 NAME = "email_marketing"
 CREDENTIALS = "email_marketing"
@@ -202,23 +200,6 @@ def preview(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]
 # --- sending ---------------------------------------------------------------------------------
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds from ``Retry-After`` (delta-seconds or an HTTP date); None when absent or bad."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
 
 def excerpt(response: httpx.Response) -> str:
     text = " ".join(response.text.split())
@@ -264,7 +245,7 @@ def send(
     if body:
         message += f": {body}"
     if status == 429 or status >= 500:
-        raise ActionError(message, retry_after=retry_after(response))
+        raise ActionError(message, retry_after=retry_after(response.headers.get("Retry-After")))
     raise ActionError(message, permanent=True)
 
 

@@ -66,19 +66,16 @@ masks them as ``••••`` anywhere they would appear, e.g. echoed in a resp
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
 import hmac
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from server.core.expressions import MAX_LENGTH, ExpressionError, compile_expression
-from server.plugin import Action, ActionContext, ActionError, hookimpl
+from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
 
 NAME = "erp_export"
 CREDENTIALS = "erp_export"
@@ -158,28 +155,6 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     """At most ``limit`` characters of ``text`` (an ellipsis marks a cut)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
-
-def retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date), or
-    None when there is none or it cannot be read."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 # --- the action ------------------------------------------------------------------------------

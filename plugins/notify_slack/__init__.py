@@ -24,8 +24,6 @@ named by its config path (``text``, ``blocks[0].text.text``).
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from server.core.rendering import TemplateError, check_template, render
-from server.plugin import Action, ActionContext, ActionError, hookimpl
+from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
 
 NAME = "notify_slack"
 CREDENTIALS = "notify_slack"
@@ -147,23 +145,6 @@ def _webhook_url(context: ActionContext) -> str:
         raise ActionError(f"{NAME}: webhook_url is not an http(s) URL; {hint}", permanent=True)
     return url
 
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _excerpt(response: httpx.Response, url: str) -> str:

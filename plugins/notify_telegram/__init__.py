@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from server.core.rendering import TemplateError, check_template, render
-from server.plugin import Action, ActionContext, ActionError, hookimpl
+from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
 
 NAME = "notify_telegram"
 CREDENTIALS = "notify_telegram"
@@ -129,9 +129,9 @@ def _retry_after(response: httpx.Response, answer: Any) -> float | None:
     parameters = answer.get("parameters") if isinstance(answer, dict) else None
     value = parameters.get("retry_after") if isinstance(parameters, dict) else None
     if value is None:
-        value = response.headers.get("Retry-After")
+        return retry_after(response.headers.get("Retry-After"))
     try:
-        return max(0.0, float(value)) if value is not None else None
+        return max(0.0, float(value))
     except (TypeError, ValueError):
         return None
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -74,3 +77,25 @@ class ActionError(Exception):
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+def retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` header (delay-seconds or an HTTP date),
+    never negative; None when there is none or it cannot be read. For ``ActionError``'s
+    ``retry_after``."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None

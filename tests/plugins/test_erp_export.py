@@ -15,7 +15,7 @@ import pytest
 from helpers import assert_problem
 
 from plugins import erp_export
-from server.plugin import ActionContext, ActionError
+from server.plugin import ActionContext, ActionError, retry_after
 
 CREDENTIALS = "/api/v1/team/credentials/erp_export"
 SECRET = "erp-hmac-secret-5f4e3d2c1b0a"
@@ -248,9 +248,9 @@ def test_a_url_that_is_not_http_is_permanent() -> None:
 def test_retry_after_reads_seconds_and_http_dates() -> None:
     now = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
     later = format_datetime(now + dt.timedelta(seconds=90), usegmt=True)
-    assert erp_export.retry_after("1") == 1.0
-    assert erp_export.retry_after(" 120 ") == 120.0
-    assert erp_export.retry_after(later, now) == 90.0
-    assert erp_export.retry_after(format_datetime(now - dt.timedelta(hours=1), usegmt=True), now) == 0
+    assert retry_after("1") == 1.0
+    assert retry_after(" 120 ") == 120.0
+    assert retry_after(later, now) == 90.0
+    assert retry_after(format_datetime(now - dt.timedelta(hours=1), usegmt=True), now) == 0
     for junk in (None, "", "soon", "nan", "inf"):
-        assert erp_export.retry_after(junk) is None
+        assert retry_after(junk) is None
