@@ -21,6 +21,7 @@ from server.core.models import ActionExecution, Event, Run, Team, utcnow
 from server.core.plugins import Registry
 from server.core.records import record_type
 from server.core.scope import TeamScope
+from server.triggers.lead_acquired import outreach_payload
 
 MAX_DEPTH = 5
 log = logging.getLogger("dealflow.engine")
@@ -105,6 +106,8 @@ class WorkflowEngine:
             changed=diff(previous, record),
             user_id=scope.actor.user_id,
         )
+        if entity == "deal" and op == "created" and record and record.get("outreach_id"):
+            change.payload = outreach_payload(scope.session, scope.team_id, record["outreach_id"])
         self.process(scope, change, None if op == "deleted" else row)
 
     def process(self, scope: TeamScope, change: Change, row: Any = None) -> list[int]:
