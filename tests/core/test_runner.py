@@ -225,3 +225,30 @@ def test_an_execution_whose_workers_keep_dying_is_dead_not_run_again(
     with make_session_factory(runner.factory.kw["bind"])() as session:
         (execution,) = session.scalars(select(ActionExecution))
         assert "worker performing it was lost 3 times" in (execution.last_error or "")
+
+
+def test_workers_racing_for_one_execution_deliver_it_once(setup: Any, receiver: Any) -> None:
+    import threading
+
+    from server.core.execution import perform
+
+    # Given one pending execution, and eight workers handed its message at the same moment
+    setup.save_deals(receiver.url + "/erp")
+    (execution_id,) = setup.ids()
+    runner = setup.runner()  # not started: the threads below are the workers
+    barrier = threading.Barrier(8)
+    outcomes: list[Any] = []
+
+    def work() -> None:
+        barrier.wait()
+        outcomes.append(perform(runner.factory, runner.registry, runner.settings, execution_id))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Then exactly one claimed and performed it; the others did nothing
+    assert [o.status for o in outcomes if o is not None] == ["succeeded"]
+    assert len(receiver.received("/erp")) == 1
+    assert setup.executions() == [("succeeded", 1)]
