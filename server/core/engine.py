@@ -106,9 +106,22 @@ class WorkflowEngine:
             changed=diff(previous, record),
             user_id=scope.actor.user_id,
         )
-        if entity == "deal" and op == "created" and record and record.get("outreach_id"):
+        if (
+            entity == "deal"
+            and op == "created"
+            and record
+            and record.get("outreach_id")
+            and self._listening(scope, "deal", "lead_acquired")
+        ):
+            # Only when a workflow listens: the outreach is what lead_acquired workflows read.
             change.payload = outreach_payload(scope.session, scope.team_id, record["outreach_id"])
         self.process(scope, change, None if op == "deleted" else row)
+
+    def _listening(self, scope: TeamScope, entity: str, trigger: str) -> bool:
+        """Whether an enabled workflow of the team listens to ``trigger`` on ``entity``."""
+        team = scope.team
+        index = self.index.for_team(scope.session, team.id, team.workflows_rev)
+        return bool(index.by_key.get((entity, trigger)))
 
     def process(self, scope: TeamScope, change: Change, row: Any = None) -> list[int]:
         """Handle ``change`` and the changes its workflows make, breadth first; return run ids."""

@@ -30,7 +30,6 @@ from server.core.services.credentials import load as load_credentials
 
 log = logging.getLogger("dealflow.execution")
 
-UNFINISHED = ("pending", "queued", "running", "failed")
 MAX_RETRY_DELAY = 3600.0
 """The longest wait before a retry, whatever ``Retry-After`` an action reported."""
 RECORD_TRIES = 6

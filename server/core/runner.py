@@ -11,6 +11,7 @@ worker's claim is conditional, so the duplicates this may send act once.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -277,7 +278,7 @@ class Runner:
             time.sleep(0.02)
 
     def _unfinished(self, deadline: float) -> bool:
-        horizon = utcnow() + _seconds(max(0.0, deadline - time.monotonic()))
+        horizon = utcnow() + dt.timedelta(seconds=max(0.0, deadline - time.monotonic()))
         with self.factory() as session:
             count = session.scalar(
                 select(func.count())
@@ -294,8 +295,3 @@ class Runner:
             )
         return bool(count)
 
-
-def _seconds(value: float) -> Any:
-    import datetime as dt
-
-    return dt.timedelta(seconds=value)
