@@ -2,8 +2,8 @@
 dramatiq worker that performs them.
 
 Executions are rows written in the transaction of the change that caused them. After the
-commit the relay marks them ``queued`` and sends one message per execution; if the broker
-is down, they go back to ``pending``. Every ``relay_interval`` seconds it also sends what
+commit the relay sends one message per execution and marks them ``queued``; if the broker
+is down, they stay ``pending``. Every ``relay_interval`` seconds it also sends what
 no message stands for: executions left ``pending`` by a crash or an outage, retries that
 came due, leases that ran out (a killed worker), queued ones whose message was lost. A
 worker's claim is conditional, so the duplicates this may send act once.
@@ -163,49 +163,43 @@ class Runner:
                 return sent
 
     def dispatch(self, ids: list[int]) -> int:
-        """Mark these executions queued and send a message for each; on a broker failure,
-        put the unsent ones back to pending. Return how many were sent."""
-        now = utcnow()
-        with self.factory() as session:
-            marked = list(
-                session.scalars(
-                    update(ActionExecution)
-                    .where(ActionExecution.id.in_(ids), dispatchable(now, self.redelivery))
-                    .values(status="queued", dispatched_at=now)
-                    .returning(ActionExecution.id)
-                )
-            )
-            session.commit()
-        sent = 0
-        try:
-            for execution_id in sorted(marked):
+        """Send a message for each execution, then mark the sent ones queued; return how
+        many were sent. On a broker failure the unsent ones simply stay as they were.
+
+        Sending first means a crash at any point leaves nothing unsent and marked: at worst
+        a message goes out twice, and the claim makes the second act on nothing. The mark is
+        conditional, so it never touches an execution a worker has already claimed."""
+        sent: list[int] = []
+        failure: Exception | None = None
+        for execution_id in sorted(ids):
+            try:
                 self.actor.send(execution_id)
-                sent += 1
-        except Exception as exc:  # noqa: BLE001 - the broker is down: keep the rows, retry later
-            unsent = sorted(marked)[sent:]
+            except Exception as exc:  # noqa: BLE001 - the broker is down: retry next round
+                failure = exc
+                break
+            sent.append(execution_id)
+        if sent:
+            now = utcnow()
             with self.factory() as session:
                 session.execute(
                     update(ActionExecution)
-                    .where(
-                        ActionExecution.id.in_(unsent),
-                        ActionExecution.status == "queued",
-                        ActionExecution.dispatched_at == now,
-                    )
-                    .values(status="pending", dispatched_at=None)
+                    .where(ActionExecution.id.in_(sent), dispatchable(now, self.redelivery))
+                    .values(status="queued", dispatched_at=now)
                 )
                 session.commit()
+        if failure is not None:
             if not self._outage:
                 log.warning(
                     "broker unavailable (%s); %d executions stay pending until it is back",
-                    exc,
-                    len(unsent),
+                    failure,
+                    len(ids) - len(sent),
                 )
             self._outage = True
-            return sent
-        if self._outage and sent:
-            log.info("broker reachable again; pending executions are being sent")
-        self._outage = False
-        return sent
+        elif sent:
+            if self._outage:
+                log.info("broker reachable again; pending executions are being sent")
+            self._outage = False
+        return len(sent)
 
     def _loop(self, stop: threading.Event) -> None:
         next_sweep = 0.0
