@@ -13,8 +13,12 @@ from sqlalchemy import Engine
 
 from server import __version__
 from server.api import api_router
-from server.api.auth import PUBLIC_PATHS, ApiKeyMiddleware
+from server.api.auth import PUBLIC_PATHS, ApiKeyMiddleware, check_access
+from server.api.inputs import check_input
 from server.api.problems import internal_error, problem_details_config
+from server.api.ratelimit import RateLimitMiddleware
+from server.api.request_id import RequestIdMiddleware, send_request_id
+from server.core.ratelimit import RedisBuckets, make_buckets
 from server.core.runtime import build_runtime
 from server.settings import Settings, load_settings
 
@@ -28,12 +32,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """Build the app for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
     runtime = build_runtime(settings, engine)
+    rate_limiter = make_buckets(settings)
     app = Litestar(
         route_handlers=[api_router(), healthz],
         on_startup=[runtime.start],
         on_shutdown=[runtime.close],
+        guards=[check_access],
+        before_request=check_input,
+        before_send=[send_request_id],  # on every answer, errors included
         middleware=[
+            RequestIdMiddleware,
             DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),
+            # After authentication, which names the key whose bucket a request draws on.
+            RateLimitMiddleware(),
         ],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
         exception_handlers={500: internal_error},
@@ -58,6 +69,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.runtime = runtime
     app.state.engine = runtime.db
     app.state.session_factory = runtime.sessions
+    app.state.rate_limiter = rate_limiter
+    if isinstance(rate_limiter, RedisBuckets):
+        app.on_shutdown.append(rate_limiter.close)
     logging.getLogger("dealflow").setLevel(logging.INFO)
     # Plugins' HTTP clients would log every call at INFO: one line per side effect.
     logging.getLogger("httpx").setLevel(logging.WARNING)

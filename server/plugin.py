@@ -6,6 +6,7 @@ import pluggy
 
 from server.core import hookspecs
 from server.core.action import Action, ActionContext, ActionError, ActionKind, retry_after
+from server.core.outbound import OutboundRefused, RedirectRefused, check_url, http_client
 
 hookimpl = pluggy.HookimplMarker("dealflow")
 """Decorate a plugin's hook implementations with this."""
@@ -15,7 +16,11 @@ __all__ = [
     "ActionContext",
     "ActionError",
     "ActionKind",
+    "OutboundRefused",
+    "RedirectRefused",
+    "check_url",
     "hookimpl",
     "hookspecs",
+    "http_client",
     "retry_after",
 ]

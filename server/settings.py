@@ -33,8 +33,17 @@ class Settings:
     secret_key: str | None = None
     """Key that encrypts stored plugin credentials."""
 
+    secret_key_previous: tuple[str, ...] = ()
+    """Earlier secret keys, still accepted for decrypting while ``dealflow secret rotate``
+    re-encrypts what they encrypted under ``secret_key`` (comma-separated)."""
+
     plugins_disable: tuple[str, ...] = ()
     """Names of plugins not to load."""
+
+    outbound_allow: tuple[str, ...] = ()
+    """Hosts, IP addresses and CIDR blocks that outbound requests (plugins, webhook actions)
+    may reach although they are loopback, private, link-local or otherwise not public, such
+    as ``127.0.0.1,localhost,10.0.0.0/8``; empty: none (see ``server.core.outbound``)."""
 
     max_body_size: int = 1_048_576
     """Largest request body accepted, in bytes; larger ones get 413."""
@@ -63,6 +72,25 @@ class Settings:
     worker_threads: int = 4
     """Threads per worker process (and of the in-process worker)."""
 
+    schedule_interval: float = 60.0
+    """Seconds between scans for due ``schedule`` occurrences (SLA breaches, silent contacts,
+    approaching close dates) in ``dealflow serve`` and ``dealflow worker``; 0 turns this
+    process's scanner off."""
+
+    rate_limit_per_second: float = 20.0
+    """Requests per second each API key may make once its burst is spent (a token bucket
+    refilled at this rate); 0 turns rate limiting off. Shared through Redis when
+    ``REDIS_URL`` is set, so the limit holds across server processes."""
+
+    rate_limit_burst: int = 100
+    """Requests an API key may make at once: the token bucket's capacity."""
+
+    max_workflows_per_team: int = 500
+    """Most workflows a team may have; creating one more is refused with 409."""
+
+    max_actions_per_workflow: int = 50
+    """Most actions one workflow may list; more is refused with 422 naming ``$.actions``."""
+
     extra: dict[str, str] = field(default_factory=dict)
     """Keys of the TOML file that no field above names, and ``DEALFLOW_PLUGIN_<KEY>``
     environment variables (as ``<key>``, lower case; the environment wins), for plugins."""
@@ -73,7 +101,9 @@ _ENV_NAMES = {
     "redis_url": "REDIS_URL",
     "smtp_url": "SMTP_URL",
     "secret_key": "DEALFLOW_SECRET_KEY",
+    "secret_key_previous": "DEALFLOW_SECRET_KEY_PREVIOUS",
     "plugins_disable": "DEALFLOW_PLUGINS_DISABLE",
+    "outbound_allow": "DEALFLOW_OUTBOUND_ALLOW",
     "max_body_size": "DEALFLOW_MAX_BODY_SIZE",
     "page_size_max": "DEALFLOW_PAGE_SIZE_MAX",
     "debug": "DEALFLOW_DEBUG",
@@ -82,6 +112,11 @@ _ENV_NAMES = {
     "relay_interval": "DEALFLOW_RELAY_INTERVAL",
     "redelivery_seconds": "DEALFLOW_REDELIVERY_SECONDS",
     "worker_threads": "DEALFLOW_WORKER_THREADS",
+    "schedule_interval": "DEALFLOW_SCHEDULE_INTERVAL",
+    "rate_limit_per_second": "DEALFLOW_RATE_LIMIT_PER_SECOND",
+    "rate_limit_burst": "DEALFLOW_RATE_LIMIT_BURST",
+    "max_workflows_per_team": "DEALFLOW_MAX_WORKFLOWS_PER_TEAM",
+    "max_actions_per_workflow": "DEALFLOW_MAX_ACTIONS_PER_WORKFLOW",
 }
 _BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
 PLUGIN_PREFIX = "DEALFLOW_PLUGIN_"

@@ -19,7 +19,10 @@ Requests, relative to the team's ``base_url`` (credential set ``email_marketing`
   ``{"tags": [{"name": …, "status": "active"}, …]}``; the member must exist already.
 
 2xx is success; 429, 5xx and connection failures are retried (no sooner than
-``Retry-After``); any other answer is permanent, with up to 500 characters of its body.
+``Retry-After``); any other answer is permanent, with up to 500 characters of its body (a
+redirect is not followed). A ``base_url`` whose host is loopback, private, link-local or a
+metadata service is refused when it is saved and when a request is sent, unless the
+operator's ``DEALFLOW_OUTBOUND_ALLOW`` admits it (see ``server.core.outbound``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ from typing import Any
 import httpx
 
 from server.core.expressions import ExpressionError, compile_expression
-from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
+from server.plugin import (
+    Action,
+    ActionContext,
+    ActionError,
+    OutboundRefused,
+    RedirectRefused,
+    hookimpl,
+    http_client,
+    retry_after,
+)
 
 NAME = "email_marketing"
 CREDENTIALS = "email_marketing"
@@ -40,8 +52,8 @@ DEFAULT_EMAIL = "record.email"
 EXCERPT = 500
 """Characters of a refusing answer's body kept in the error."""
 
-HTTP = httpx.Client(timeout=10.0)
-"""One client for every call: connections (and their TLS set-up) are reused."""
+TIMEOUT = 10.0
+"""Seconds to wait on the service before the attempt fails and is retried."""
 
 MERGE_FIELD = r"^[A-Za-z][A-Za-z0-9_]{0,49}$"
 EXPRESSION = {"type": "string", "minLength": 1, "maxLength": 2000}
@@ -200,7 +212,6 @@ def preview(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]
 # --- sending ---------------------------------------------------------------------------------
 
 
-
 def excerpt(response: httpx.Response) -> str:
     text = " ".join(response.text.split())
     return text if len(text) <= EXCERPT else text[: EXCERPT - 3] + "..."
@@ -221,11 +232,17 @@ def credentials(context: ActionContext) -> tuple[str, str]:
 
 
 def send(
-    request: Mapping[str, Any], base_url: str, api_key: str, idempotency_key: str
+    request: Mapping[str, Any],
+    base_url: str,
+    api_key: str,
+    idempotency_key: str,
+    settings: Any = None,
 ) -> httpx.Response:
     what = f"{request['method']} {request['path']}"
     try:
-        response = HTTP.request(
+        # The process's shared client (one per allow-list): connections are reused, every
+        # one to a checked address; redirects are refused.
+        response = http_client(settings, timeout=TIMEOUT).request(
             request["method"],
             base_url + request["path"],
             json=request["body"],
@@ -235,6 +252,15 @@ def send(
                 "Accept": "application/json",
             },
         )
+    except RedirectRefused as exc:
+        location = exc.location if len(exc.location) <= 200 else exc.location[:197] + "..."
+        raise ActionError(
+            f"{NAME}: {what}: HTTP {exc.status}, a redirect to {location} (redirects are not "
+            f"followed: store the final base_url in the credentials)",
+            permanent=True,
+        ) from None
+    except OutboundRefused as exc:
+        raise ActionError(f"{NAME}: {what}: {exc.message}", permanent=True) from None
     except httpx.HTTPError as exc:
         raise ActionError(f"{NAME}: {what}: {type(exc).__name__}") from None
     status = response.status_code
@@ -257,7 +283,7 @@ def execute(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]
     for n, request in enumerate(planned):
         # A second request gets a key of its own: one key names one request.
         idempotency = context.idempotency_key if n == 0 else f"{context.idempotency_key}:tags"
-        status = send(request, base_url, api_key, idempotency).status_code
+        status = send(request, base_url, api_key, idempotency, context.settings).status_code
         result["status" if n == 0 else "tags_status"] = status
     return result
 

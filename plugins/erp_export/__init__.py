@@ -26,7 +26,9 @@ The action reads the team credential set ``erp_export``::
     {"url": "https://erp.example/api/dealflow", "secret": "<HMAC key>"}
 
 ``url`` is the ERP endpoint (``http`` or ``https``; redirects are not followed), ``secret``
-the key the requests are signed with. A set without either key makes executions ``dead``
+the key the requests are signed with. A ``url`` whose host is loopback, private, link-local
+or a metadata service is refused when it is saved and again when a request is sent (see
+``server.core.outbound``), unless the operator's ``DEALFLOW_OUTBOUND_ALLOW`` admits it. A set without either key makes executions ``dead``
 naming the missing key; fix the set, then retry them
 (``POST /api/v1/executions/{id}/retry``).
 
@@ -58,7 +60,9 @@ Outcomes
   backoff, and no sooner than the response's ``Retry-After`` (seconds or an HTTP date), up to
   8 attempts.
 - Any other status (``4xx``, and ``3xx`` since redirects are not followed): ``dead`` at once,
-  with the status and the first 500 characters of the response body in ``last_error``.
+  with the status and the first 500 characters of the response body (for a redirect, its
+  ``Location``) in ``last_error``.
+- A ``url`` refused as an outbound target: ``dead`` at once, naming the host and why.
 
 Credential values are never put into results or messages by this action (and the engine
 masks them as ``••••`` anywhere they would appear, e.g. echoed in a response body).
@@ -75,7 +79,16 @@ from typing import Any
 import httpx
 
 from server.core.expressions import MAX_LENGTH, ExpressionError, compile_expression
-from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
+from server.plugin import (
+    Action,
+    ActionContext,
+    ActionError,
+    OutboundRefused,
+    RedirectRefused,
+    hookimpl,
+    http_client,
+    retry_after,
+)
 
 NAME = "erp_export"
 CREDENTIALS = "erp_export"
@@ -100,11 +113,6 @@ CONFIG_SCHEMA = {
     "required": ["projection"],
     "additionalProperties": False,
 }
-
-HTTP = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-"""One client for every export: connections are reused, a new one per call would cost its
-TLS set-up each time. ``httpx.Client`` is safe to share between worker threads."""
-
 
 # --- the body --------------------------------------------------------------------------------
 
@@ -192,7 +200,20 @@ def export(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
         SIGNATURE_HEADER: sign(secret, body),
     }
     try:
-        response = HTTP.post(url, content=body, headers=headers)
+        # The shared client of the process (one per allow-list): connections are reused,
+        # every one to a checked address; redirects are refused.
+        response = http_client(context.settings, timeout=TIMEOUT).post(
+            url, content=body, headers=headers
+        )
+    except RedirectRefused as exc:
+        raise ActionError(
+            f"{NAME}: the ERP answered HTTP {exc.status}, a redirect to "
+            f"{excerpt(exc.location, 200)} (redirects are not followed: store the final URL "
+            "in the credentials)",
+            permanent=True,
+        ) from None
+    except OutboundRefused as exc:
+        raise ActionError(f"{NAME}: {exc.message}", permanent=True) from None
     except httpx.TimeoutException as exc:
         raise ActionError(f"{NAME}: the ERP did not answer in time ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:

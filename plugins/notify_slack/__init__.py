@@ -19,7 +19,11 @@ Outcomes: 2xx succeeds; 429 and 5xx are retried (no sooner than ``Retry-After``)
 connection failure or timeout (10 s) is retried; any other 4xx (``invalid_payload``,
 ``no_service``, ``channel_is_archived``...) makes the execution dead at once with an
 excerpt of Slack's answer. Templates are checked when the workflow is saved, each problem
-named by its config path (``text``, ``blocks[0].text.text``).
+named by its config path (``text``, ``blocks[0].text.text``). A redirect is not followed
+(dead at once, naming only the redirect's host: its path may carry a secret too), and a
+``webhook_url`` whose host is loopback, private, link-local or a metadata service is
+refused when it is saved and when a message is sent, unless ``DEALFLOW_OUTBOUND_ALLOW``
+admits it (see ``server.core.outbound``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from server.core.rendering import TemplateError, check_template, render
-from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
+from server.plugin import (
+    Action,
+    ActionContext,
+    ActionError,
+    OutboundRefused,
+    RedirectRefused,
+    hookimpl,
+    http_client,
+    retry_after,
+)
 
 NAME = "notify_slack"
 CREDENTIALS = "notify_slack"
@@ -41,9 +54,6 @@ EXCERPT = 200
 """Characters of Slack's answer kept in an error message."""
 MAX_BLOCKS = 50
 """Slack accepts at most 50 blocks in a message."""
-
-HTTP = httpx.Client(timeout=TIMEOUT)
-"""One client for every call, so connections (and their TLS set-up) are reused."""
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -146,7 +156,6 @@ def _webhook_url(context: ActionContext) -> str:
     return url
 
 
-
 def _excerpt(response: httpx.Response, url: str) -> str:
     text = " ".join(response.text.split())
     text = text.replace(url, "••••")  # in case a proxy echoes the request line
@@ -158,7 +167,19 @@ def send(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
     url = _webhook_url(context)
     body = payload(config, context)
     try:
-        response = HTTP.post(url, json=body)
+        # The process's shared client (one per allow-list): connections are reused, every
+        # one to a checked address; redirects are refused.
+        response = http_client(context.settings, timeout=TIMEOUT).post(url, json=body)
+    except RedirectRefused as exc:
+        # Only the redirect's host: a path may hold a secret, as the webhook URL's does.
+        where = urlsplit(exc.location).hostname or "a relative URL"
+        raise ActionError(
+            f"{NAME}: Slack answered HTTP {exc.status}, a redirect to {where} (redirects are "
+            "not followed: store the final webhook_url in the credentials)",
+            permanent=True,
+        ) from None
+    except OutboundRefused as exc:
+        raise ActionError(f"{NAME}: {exc.message}", permanent=True) from None
     except httpx.TimeoutException as exc:
         raise ActionError(
             f"{NAME}: Slack did not answer within {TIMEOUT:g} s ({type(exc).__name__})"

@@ -22,7 +22,11 @@ raised ``from None`` so no chained traceback carries it.
 Outcomes: ``"ok": true`` succeeds with the message id; a rate limit (429) is retried no
 sooner than Telegram's ``parameters.retry_after``; 5xx, timeouts (10 s) and connection
 failures are retried; any other error (a bad token, an unknown chat, text the parse mode
-cannot parse) makes the execution dead at once with Telegram's ``description``.
+cannot parse) makes the execution dead at once with Telegram's ``description``. A redirect
+is not followed (dead at once). The API base is operator configuration, but its requests go
+through the same outbound check as every plugin's: a base on a loopback, private or
+link-local host (a local Bot API server, a test double) must be admitted with
+``DEALFLOW_OUTBOUND_ALLOW`` (see ``server.core.outbound``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from server.core.rendering import TemplateError, check_template, render
-from server.plugin import Action, ActionContext, ActionError, hookimpl, retry_after
+from server.plugin import (
+    Action,
+    ActionContext,
+    ActionError,
+    OutboundRefused,
+    RedirectRefused,
+    hookimpl,
+    http_client,
+    retry_after,
+)
 
 NAME = "notify_telegram"
 CREDENTIALS = "notify_telegram"
@@ -45,9 +58,6 @@ TIMEOUT = 10.0
 EXCERPT = 200
 """Characters of Telegram's answer kept in an error message."""
 MASK = "••••"
-
-HTTP = httpx.Client(timeout=TIMEOUT)
-"""One client for every call, so connections (and their TLS set-up) are reused."""
 
 _TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
 """What a bot token looks like; anything else could change the URL's path."""
@@ -161,7 +171,20 @@ def send(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
     body = _body(chat_id, _text(config, context), config)
     try:
         # The URL holds the token: it is built here and never formatted into a message.
-        response = HTTP.post(f"{base}/bot{token}/sendMessage", json=body)
+        # The process's shared client (one per allow-list): connections are reused, every
+        # one to a checked address; redirects are refused.
+        client = http_client(context.settings, timeout=TIMEOUT)
+        response = client.post(f"{base}/bot{token}/sendMessage", json=body)
+    except RedirectRefused as exc:
+        # Only the redirect's host: its path may carry the token.
+        where = urlsplit(exc.location).hostname or "a relative URL"
+        raise ActionError(
+            f"{NAME}: Telegram answered HTTP {exc.status}, a redirect to {where} (redirects "
+            "are not followed)",
+            permanent=True,
+        ) from None
+    except OutboundRefused as exc:
+        raise ActionError(f"{NAME}: {exc.message}", permanent=True) from None
     except httpx.TimeoutException as exc:
         raise ActionError(
             f"{NAME}: Telegram did not answer within {TIMEOUT:g} s ({type(exc).__name__})"

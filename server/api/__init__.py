@@ -5,13 +5,15 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 
+from server.api.analytics import AnalyticsController
 from server.api.auth import provide_scope
 from server.api.contacts import ContactController
-from server.api import credentials, executions, hooks
+from server.api import audit, credentials, executions, hooks, keys
 from server.api.deals import DealController
 from server.api.forecast import ForecastController
 from server.api.groups import GroupController
 from server.api.leads import LeadController
+from server.api.lists import ListController
 from server.api.outreach import OutreachController
 from server.api.runs import RunController
 from server.api.team import TeamController
@@ -28,15 +30,19 @@ def api_router() -> Router:
             ContactController,
             DealController,
             LeadController,
+            ListController,
             TeamController,
             *credentials.HANDLERS,
+            *keys.HANDLERS,
             WorkflowController,
             RunController,
             GroupController,
             ForecastController,
+            AnalyticsController,
             list_actions,
             *executions.HANDLERS,
             *hooks.HANDLERS,
+            *audit.HANDLERS,
         ],
         dependencies={"team": Provide(provide_scope)},
         security=[{"BearerAuth": []}],

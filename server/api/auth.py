@@ -1,4 +1,22 @@
-"""Bearer API-key authentication and the per-request team scope."""
+"""Bearer API-key authentication, the access check every route passes, and the team scope.
+
+Each route handler declares one access level in its ``opt`` (``opt={"access": "admin"}``);
+without one, GET routes are ``read`` and every other method is ``member``. The one guard,
+:func:`check_access`, registered on the app, compares it with the kind of key calling:
+
+=========  ==============================================================
+level      callers allowed
+=========  ==============================================================
+public     anyone (the route authenticates by other means, or not at all)
+ingest     admin, member and ``ingest``-scoped keys
+read       admin, member and ``read``-scoped keys
+member     admin and member keys without a scope
+admin      admin keys without a scope
+=========  ==============================================================
+
+A key's kind is its scope when it has one, else its user's role: a scope only narrows, so a
+member's key never acts as an admin and an admin's ``read`` key only reads.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +27,36 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.plugins.problem_details import ProblemDetailsException
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.core.errors import Forbidden, Unauthorized
+from server.api.problems import PROBLEM_BASE
+from server.core.errors import Unauthorized
 from server.core.scope import Actor, TeamScope
-from server.core.services import teams
+from server.core.services import keys
 
 PUBLIC_PATHS = {"/schema", "/healthz"}
 """Path prefixes served without an API key. A single route opts out instead with
 ``opt={"exclude_from_auth": True}`` (the signed public webhook route, ``server/api/hooks.py``),
 which binds the exemption to that route handler rather than to a path pattern."""
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "admin": frozenset({"admin"}),
+    "member": frozenset({"admin", "member"}),
+    "read": frozenset({"admin", "member", "read"}),
+    "ingest": frozenset({"admin", "member", "ingest"}),
+}
+"""Each access level (but ``public``) and the kinds of key it lets in."""
+
+ACCESS_LEVELS = ("public", *ALLOWED)
+
+NEEDS = {
+    "admin": "an admin's key without a scope",
+    "member": "a member's or an admin's key without a scope",
+    "read": "a key that may read: a member's or an admin's without a scope, or a read key",
+    "ingest": "a key that may ingest: a member's or an admin's without a scope, or an "
+    "ingest key",
+}
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
@@ -33,16 +71,64 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
             raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
         factory: sessionmaker[Session] = connection.app.state.session_factory
         with factory() as session:
-            actor = teams.authenticate(session, key.strip())
+            actor = keys.authenticate(session, key.strip())
         return AuthenticationResult(user=actor, auth=actor.key_id)
 
 
-def admin_only(connection: ASGIConnection[Any, Actor, Any, Any], _handler: BaseRouteHandler) -> None:
-    """Guard: only an admin's key may change workflows, team settings and domains."""
-    if connection.user.role != "admin":
-        raise Forbidden(
-            f"this needs the admin role; the key's user is a {connection.user.role}", role="admin"
-        )
+def access_of(handler: BaseRouteHandler) -> str:
+    """The access level ``handler`` declares, or its method's default."""
+    declared = handler.opt.get("access")
+    if declared is not None:
+        if declared not in ACCESS_LEVELS:
+            raise ValueError(f"{handler}: access {declared!r} is not one of {ACCESS_LEVELS}")
+        return str(declared)
+    if handler.opt.get("exclude_from_auth"):
+        return "public"
+    methods = getattr(handler, "http_methods", None) or set()
+    return "read" if methods and set(methods) <= {"GET", "HEAD"} else "member"
+
+
+def kind_of(actor: Actor) -> str:
+    """``admin``, ``member``, ``read`` or ``ingest``: the key's scope, else its user's role."""
+    return actor.scope or actor.role
+
+
+def forbidden(level: str, actor: Actor) -> ProblemDetailsException:
+    """403 naming what the route needs (``required_role`` or ``required_scope``) and what the
+    key has (``key_role``, ``key_scope``)."""
+    has = f"the {actor.scope} scope" if actor.scope else f"a {actor.role}'s role"
+    needs = {"required_role": level} if level in ("admin", "member") else {"required_scope": level}
+    return ProblemDetailsException(
+        status_code=403,
+        type_=PROBLEM_BASE + "forbidden",
+        title="Forbidden",
+        detail=f"this needs {NEEDS[level]}; the key has {has}",
+        extra={**needs, "key_role": actor.role, "key_scope": actor.scope},
+    )
+
+
+def check_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard (app-wide): refuse a key whose kind the route's access level does not let in."""
+    level = access_of(handler)
+    if level == "public":
+        return
+    actor = connection.scope.get("user")
+    if not isinstance(actor, Actor):
+        # Only the paths the key middleware skips reach here without an actor.
+        if any(connection.url.path.startswith(p) for p in PUBLIC_PATHS):
+            return
+        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    if kind_of(actor) not in ALLOWED[level]:
+        raise forbidden(level, actor)
+
+
+def admin_only(
+    connection: ASGIConnection[Any, Actor, Any, Any], _handler: BaseRouteHandler
+) -> None:
+    """Guard for a handler that cannot declare ``opt={"access": "admin"}`` (prefer that)."""
+    actor = connection.user
+    if kind_of(actor) != "admin":
+        raise forbidden("admin", actor)
 
 
 def provide_scope(request: Request[Actor, Any, Any]) -> Iterator[TeamScope]:

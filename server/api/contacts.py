@@ -31,7 +31,7 @@ class ContactController(Controller):
     path = "/contacts"
     tags = ["contacts"]
 
-    @post("/", sync_to_thread=False, summary="Create a contact")
+    @post("/", sync_to_thread=False, opt={"access": "ingest"}, summary="Create a contact")
     def create(self, data: JSONBody[ContactIn], team: NamedDependency[TeamScope]) -> ContactOut:
         return contacts.create(team, data)
 
@@ -70,6 +70,7 @@ class ContactController(Controller):
     @put(
         "/external/{external_id:str}",
         sync_to_thread=False,
+        opt={"access": "ingest"},
         summary="Create or update the contact with this external id",
         description="Creates the contact (201) when no contact of the team has this "
         "external id, else applies the body as a partial update (200): fields left out of "
@@ -87,7 +88,7 @@ class ContactController(Controller):
         contact, created = contacts.put(team, external_id, data)
         return upserted(request, contact, created, "contacts:read", contact_id=contact.id)
 
-    @put("/external", sync_to_thread=False, include_in_schema=False)
+    @put("/external", sync_to_thread=False, opt={"access": "ingest"}, include_in_schema=False)
     def upsert_without_id(self) -> None:
         raise missing_external_id()
 
@@ -108,7 +109,12 @@ class ContactController(Controller):
     def remove(self, contact_id: FromPath[int], team: NamedDependency[TeamScope]) -> None:
         contacts.delete(team, contact_id)
 
-    @post("/{contact_id:int}/communications", sync_to_thread=False, summary="Log a communication")
+    @post(
+        "/{contact_id:int}/communications",
+        sync_to_thread=False,
+        opt={"access": "ingest"},
+        summary="Log a communication",
+    )
     def log(
         self,
         contact_id: FromPath[int],

@@ -12,7 +12,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath, JSONBody
 
-from server.api.auth import admin_only
 from server.core.errors import ConfigError
 from server.core.scope import TeamScope
 from server.core.services import credentials as service
@@ -45,14 +44,24 @@ class CredentialController(Controller):
     path = "/team/credentials"
     tags = ["team"]
 
-    @get("/", sync_to_thread=False, summary="List the team's plugin credentials (masked)")
+    @get(
+        "/",
+        sync_to_thread=False,
+        opt={"access": "member"},
+        summary="List the team's plugin credentials (masked)",
+    )
     def list(
         self, request: Request[Any, Any, Any], team: NamedDependency[TeamScope]
     ) -> list[CredentialOut]:
         with _secret_key():
             return service.list_(team, _settings(request))
 
-    @get("/{plugin:str}", sync_to_thread=False, summary="Read a plugin's credentials (masked)")
+    @get(
+        "/{plugin:str}",
+        sync_to_thread=False,
+        opt={"access": "member"},
+        summary="Read a plugin's credentials (masked)",
+    )
     def read(
         self,
         plugin: FromPath[str],
@@ -65,7 +74,7 @@ class CredentialController(Controller):
     @put(
         "/{plugin:str}",
         sync_to_thread=False,
-        guards=[admin_only],
+        opt={"access": "admin"},
         summary="Set a plugin's credentials (replaces the whole set)",
         description="The body is a JSON object of 1–20 names (`^[a-z][a-z0-9_]{0,63}$`) to "
         "strings of 1–4096 characters. The answer shows the values masked. " + PLUGIN,
@@ -83,7 +92,7 @@ class CredentialController(Controller):
     @delete(
         "/{plugin:str}",
         sync_to_thread=False,
-        guards=[admin_only],
+        opt={"access": "admin"},
         summary="Delete a plugin's credentials",
     )
     def remove(self, plugin: FromPath[str], team: NamedDependency[TeamScope]) -> None:

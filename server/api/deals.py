@@ -26,7 +26,7 @@ class DealController(Controller):
     path = "/deals"
     tags = ["deals"]
 
-    @post("/", sync_to_thread=False, summary="Create a deal")
+    @post("/", sync_to_thread=False, opt={"access": "ingest"}, summary="Create a deal")
     def create(self, data: JSONBody[DealIn], team: NamedDependency[TeamScope]) -> DealOut:
         return service.create(team, data)
 
@@ -64,6 +64,7 @@ class DealController(Controller):
     @put(
         "/external/{external_id:str}",
         sync_to_thread=False,
+        opt={"access": "ingest"},
         summary="Create or update the deal with this external id",
         description="Creates the deal (201) when no deal of the team has this external id, "
         "else applies the body as a partial update (200): fields left out of the body keep "
@@ -81,7 +82,7 @@ class DealController(Controller):
         deal, created = service.put(team, external_id, data)
         return upserted(request, deal, created, "deals:read", deal_id=deal.id)
 
-    @put("/external", sync_to_thread=False, include_in_schema=False)
+    @put("/external", sync_to_thread=False, opt={"access": "ingest"}, include_in_schema=False)
     def upsert_without_id(self) -> None:
         raise missing_external_id()
 

@@ -8,7 +8,6 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from server.api.auth import admin_only
 from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
 from server.core.services import executions as service
@@ -54,7 +53,7 @@ class ExecutionController(Controller):
     @post(
         "/{execution_id:int}/retry",
         sync_to_thread=False,
-        guards=[admin_only],
+        opt={"access": "admin"},
         status_code=200,
         summary="Requeue a dead execution",
     )

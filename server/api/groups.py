@@ -9,7 +9,6 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from server.api.auth import admin_only
 from server.core.scope import TeamScope
 from server.core.services import groups, workflows
 from server.core.services.groups import MatrixOut, PreviewOut, RecomputeOut
@@ -56,7 +55,7 @@ class GroupController(Controller):
 
     @post(
         "/{group:str}/recompute",
-        guards=[admin_only],
+        opt={"access": "admin"},
         sync_to_thread=False,
         status_code=200,
         summary="Apply the group's current workflows to every open deal",

@@ -82,6 +82,7 @@ def _answer(receive: Callable[[], service.Accepted]) -> Response[HookAccepted]:
     "/hooks/{name:str}",
     status_code=202,
     request_max_body_size=None,
+    opt={"access": "ingest"},
     tags=["hooks"],
     summary="Post a signed webhook (team from the API key)",
     description="Runs the team's enabled `webhook` workflows whose trigger `name` is the "
@@ -103,7 +104,7 @@ async def post_hook(
     "/hooks/{team_id:int}/{name:str}",
     status_code=202,
     request_max_body_size=None,
-    opt={"exclude_from_auth": True},
+    opt={"exclude_from_auth": True, "access": "public"},
     # Added to the router's bearer requirement: no API key needed, the signature authenticates.
     security=[{}],
     tags=["hooks"],

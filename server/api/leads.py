@@ -25,7 +25,7 @@ class LeadController(Controller):
     path = "/leads"
     tags = ["leads"]
 
-    @post("/", sync_to_thread=False, summary="Create a lead")
+    @post("/", sync_to_thread=False, opt={"access": "ingest"}, summary="Create a lead")
     def create(self, data: JSONBody[LeadIn], team: NamedDependency[TeamScope]) -> LeadOut:
         return service.create(team, data)
 
@@ -59,6 +59,7 @@ class LeadController(Controller):
     @put(
         "/external/{external_id:str}",
         sync_to_thread=False,
+        opt={"access": "ingest"},
         summary="Create or update the lead with this external id",
         description="Creates the lead (201) when no lead of the team has this external id, "
         "else applies the body as a partial update (200): fields left out of the body keep "
@@ -76,7 +77,7 @@ class LeadController(Controller):
         lead, created = service.put(team, external_id, data)
         return upserted(request, lead, created, "leads:read", lead_id=lead.id)
 
-    @put("/external", sync_to_thread=False, include_in_schema=False)
+    @put("/external", sync_to_thread=False, opt={"access": "ingest"}, include_in_schema=False)
     def upsert_without_id(self) -> None:
         raise missing_external_id()
 

@@ -19,7 +19,9 @@ class OutreachController(Controller):
     path = "/outreach"
     tags = ["outreach"]
 
-    @post("/", sync_to_thread=False, summary="Record an outreach effort")
+    @post(
+        "/", sync_to_thread=False, opt={"access": "ingest"}, summary="Record an outreach effort"
+    )
     def create(self, data: JSONBody[OutreachIn], team: NamedDependency[TeamScope]) -> OutreachOut:
         return service.create(team, data)
 

@@ -6,7 +6,6 @@ from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from server.api.auth import admin_only
 from server.core.scope import TeamScope
 from server.core.services import teams as service
 from server.core.services.teams import TeamOut, TeamUpdate
@@ -20,6 +19,11 @@ class TeamController(Controller):
     def read(self, team: NamedDependency[TeamScope]) -> TeamOut:
         return service.out(team)
 
-    @put("/", sync_to_thread=False, guards=[admin_only], summary="Change the team's settings and field domains")
+    @put(
+        "/",
+        sync_to_thread=False,
+        opt={"access": "admin"},
+        summary="Change the team's settings and field domains",
+    )
     def update(self, data: JSONBody[TeamUpdate], team: NamedDependency[TeamScope]) -> TeamOut:
         return service.update(team, data)

@@ -9,7 +9,6 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from server.api.auth import admin_only
 from server.core.definitions import published_schema
 from server.core.scope import TeamScope
 from server.core.services import workflows as service
@@ -47,7 +46,7 @@ class WorkflowController(Controller):
 
     @get("/schema", sync_to_thread=False, summary="The JSON Schema of a workflow definition")
     def schema(self, team: NamedDependency[TeamScope]) -> dict[str, Any]:
-        return published_schema(team.engine.registry)
+        return published_schema(team.engine.registry, max_actions=service.max_actions(team))
 
     @post(
         "/validate",
@@ -58,7 +57,7 @@ class WorkflowController(Controller):
     def validate(self, data: JSONBody[Document], team: NamedDependency[TeamScope]) -> ValidationOut:
         from server.core.definitions import validate
 
-        problems = validate(data, team.engine.registry)
+        problems = validate(data, team.engine.registry, max_actions=service.max_actions(team))
         return ValidationOut(
             valid=not problems, errors=[Problem(p.path, p.message) for p in problems]
         )
@@ -72,7 +71,12 @@ class WorkflowController(Controller):
     def test(self, data: JSONBody[DryRunIn], team: NamedDependency[TeamScope]) -> DryRunOut:
         return dry_run(team, data)
 
-    @post("/", sync_to_thread=False, guards=[admin_only], summary="Create a workflow (or a new version of it)")
+    @post(
+        "/",
+        sync_to_thread=False,
+        opt={"access": "admin"},
+        summary="Create a workflow (or a new version of it)",
+    )
     def create(
         self, data: JSONBody[Document], team: NamedDependency[TeamScope]
     ) -> Response[WorkflowOut]:
@@ -93,22 +97,44 @@ class WorkflowController(Controller):
     def read(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> WorkflowOut:
         return service.get(team, key)
 
-    @put("/{key:str}", sync_to_thread=False, guards=[admin_only], summary="Save a new version of a workflow")
+    @put(
+        "/{key:str}",
+        sync_to_thread=False,
+        opt={"access": "admin"},
+        summary="Save a new version of a workflow",
+    )
     def update(
         self, key: FromPath[str], data: JSONBody[Document], team: NamedDependency[TeamScope]
     ) -> Response[WorkflowOut]:
         workflow, created = service.save(team, data, key=key)
         return Response(workflow, status_code=201 if created else 200)
 
-    @delete("/{key:str}", sync_to_thread=False, guards=[admin_only], summary="Delete a workflow and its versions")
+    @delete(
+        "/{key:str}",
+        sync_to_thread=False,
+        opt={"access": "admin"},
+        summary="Delete a workflow and its versions",
+    )
     def remove(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> None:
         service.delete(team, key)
 
-    @post("/{key:str}/enable", sync_to_thread=False, guards=[admin_only], status_code=200, summary="Enable a workflow")
+    @post(
+        "/{key:str}/enable",
+        sync_to_thread=False,
+        opt={"access": "admin"},
+        status_code=200,
+        summary="Enable a workflow",
+    )
     def enable(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> WorkflowOut:
         return service.set_enabled(team, key, True)
 
-    @post("/{key:str}/disable", sync_to_thread=False, guards=[admin_only], status_code=200, summary="Disable a workflow")
+    @post(
+        "/{key:str}/disable",
+        sync_to_thread=False,
+        opt={"access": "admin"},
+        status_code=200,
+        summary="Disable a workflow",
+    )
     def disable(self, key: FromPath[str], team: NamedDependency[TeamScope]) -> WorkflowOut:
         return service.set_enabled(team, key, False)
 

@@ -7,7 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from server.cli import admin, executions, groups, hooks, plugins, runs, worker, workflows
+from server.cli import admin, audit, executions, groups, hooks, plugins, runs, worker, workflows
+from server.cli import report, schedule, secret
 from server.core.errors import DealflowError
 
 
@@ -20,9 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_commands(commands, workflows.add_commands(commands))
     runs.add_commands(commands)
     executions.add_commands(commands)
+    audit.add_commands(commands)
     hooks.add_commands(commands)
+    secret.add_commands(commands)
+    schedule.add_commands(commands)
     worker.add_commands(commands)
     plugins.add_commands(commands)
+    report.add_commands(commands)
     return parser
 
 

@@ -82,24 +82,38 @@ def cmd_team_list(args: argparse.Namespace) -> int:
 
 
 def cmd_key_create(args: argparse.Namespace) -> int:
-    from server.core.services.teams import create_key, ensure_user, find_team
+    from sqlalchemy import select
+
+    from server.core.keys import hash_key
+    from server.core.models import ApiKey
+    from server.core.services import audit
+    from server.core.services.keys import create_key, key_summary
+    from server.core.services.teams import ensure_user, find_team
 
     factory = make_session_factory(make_engine(settings().database_url))
     with transaction(factory) as session:
         team = find_team(session, args.team)
         user = ensure_user(session, team, args.email, name=args.user_name, role=args.role)
-        key = create_key(session, user, name=args.label)
-        print(f"key created for {user.email} ({user.role}) in team {team.name!r}")
+        key = create_key(session, user, name=args.label, scope=args.scope)
+        row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).one()
+        audit.record_for(session, team.id, "key.create", row.id, None, key_summary(row, user.email))
+        acts = f"{args.scope} scope" if args.scope else user.role
+        print(f"key created for {user.email} ({acts}) in team {team.name!r}")
     print(f"API key (shown once, store it now): {key}")
     return 0
 
 
 def cmd_key_revoke(args: argparse.Namespace) -> int:
-    from server.core.services.teams import revoke_key
+    from server.core.services import audit
+    from server.core.services.keys import key_summary, revoke_key
 
     factory = make_session_factory(make_engine(settings().database_url))
     with transaction(factory) as session:
         row = revoke_key(session, args.key)
+        if session.is_modified(row):
+            before = {**key_summary(row), "revoked": False}
+            audit.record_for(session, row.team_id, "key.revoke", row.id, before,
+                             {**before, "revoked": True})
         print(f"key {row.prefix}… revoked")
     return 0
 
@@ -119,10 +133,11 @@ def cmd_key_list(args: argparse.Namespace) -> int:
             .where(ApiKey.team_id == team.id)
             .order_by(ApiKey.id)
         ).all()
-        print(f"{'PREFIX':<12} {'USER':<30} {'LABEL':<24} STATUS")
+        print(f"{'PREFIX':<12} {'USER':<30} {'LABEL':<24} {'SCOPE':<8} STATUS")
         for key, email in rows:
             status = "revoked" if key.revoked_at else "active"
-            print(f"{key.prefix:<12} {email:<30} {key.name:<24} {status}")
+            scope = key.scope or "-"
+            print(f"{key.prefix:<12} {email:<30} {key.name:<24} {scope:<8} {status}")
     return 0
 
 
@@ -187,6 +202,12 @@ def add_commands(commands: Any) -> None:
         "--role", default="member", choices=["admin", "member"], help="role for a new user"
     )
     kcreate.add_argument("--label", default="", help="what the key is for")
+    kcreate.add_argument(
+        "--scope",
+        default=None,
+        choices=["ingest", "read"],
+        help="narrow the key: ingest (create/upsert records, post webhooks) or read (read only)",
+    )
     kcreate.set_defaults(func=cmd_key_create)
     revoke = key.add_parser("revoke", help="revoke a key, given whole or by its prefix")
     revoke.add_argument("key")

@@ -99,9 +99,13 @@ def read_object(path: str, what: str) -> dict[str, Any]:
 
 
 def check(sources: Iterable[Source], registry: Registry) -> Checked:
-    """Parse and validate every source; an id given by two files is a problem of the second."""
-    from server.core.definitions import validate
+    """Parse and validate every source; an id given by two files is a problem of the second.
 
+    The action cap is the environment's ``DEALFLOW_MAX_ACTIONS_PER_WORKFLOW``, as the server's."""
+    from server.core.definitions import validate
+    from server.settings import load_settings
+
+    max_actions = load_settings().max_actions_per_workflow
     checked = Checked()
     seen: dict[str, str] = {}
     for source in sources:
@@ -109,7 +113,10 @@ def check(sources: Iterable[Source], registry: Registry) -> Checked:
         if problem:
             checked.problems.append(problem)
             continue
-        problems = [f"{source.label}: {p}" for p in validate(document, registry)]
+        problems = [
+            f"{source.label}: {p}"
+            for p in validate(document, registry, max_actions=max_actions)
+        ]
         key = document.get("id") if isinstance(document, dict) else None
         if isinstance(key, str):
             if key in seen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Op = Literal["created", "updated", "deleted", "received"]
+Op = Literal["created", "updated", "deleted", "received", "scheduled"]
 
 
 @dataclass
@@ -13,7 +13,8 @@ class Change:
     """A record after and before a save, the fields that changed, and where it came from.
 
     ``source`` is ``api`` for a save by a user or key, ``workflow`` for a save made by a
-    workflow's record action (``depth`` counts those steps), ``webhook`` for a posted event.
+    workflow's record action (``depth`` counts those steps), ``webhook`` for a posted event,
+    ``schedule`` for a due schedule occurrence (op ``scheduled``).
     """
 
     team_id: int

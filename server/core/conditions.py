@@ -8,11 +8,8 @@ from typing import Any
 
 from jmespath import exceptions as jexc
 from jmespath.lexer import Lexer
-from jmespath.visitor import TreeInterpreter
 
 from server.core.expressions import ExpressionError, compile_expression
-
-_interpreter = TreeInterpreter()
 
 
 @dataclass(frozen=True)
@@ -59,13 +56,14 @@ def conjuncts(expression: str) -> tuple[str, ...]:
 
 def _seen(part: str, document: Any) -> dict[str, Any]:
     """The values the sides of a comparison saw (``record.stage`` → ``"proposal"``)."""
-    node = compile_expression(part).parsed
+    compiled = compile_expression(part)
+    node = compiled.parsed
     if node.get("type") != "comparator":
-        return {part: compile_expression(part).search(document)}
+        return {part: compiled.search(document)}
     values = {}
     for child, side in zip(node["children"], _sides(part), strict=False):
         if child.get("type") != "literal":
-            values[side] = _interpreter.visit(child, document)
+            values[side] = compiled.visit(child, document)
     return values
 
 

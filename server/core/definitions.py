@@ -10,12 +10,14 @@ import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from server.core.expressions import ExpressionError, compile_expression
+from server.core.expressions import MAX_LENGTH, ExpressionError, compile_expression
 from server.core.plugins import Registry
 from server.triggers import TRIGGERS
 
 ENTITIES = ("outreach", "contact", "communication", "deal", "lead")
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+MAX_ACTIONS = 50
+"""Most actions a workflow may list unless ``max_actions_per_workflow`` says otherwise."""
 RECORDLESS = sorted(t.name for t in TRIGGERS.values() if not t.has_record)
 """Trigger types whose events carry no record (``webhook``): their workflows need no entity."""
 
@@ -47,7 +49,6 @@ BASE_SCHEMA: dict[str, Any] = {
         },
         "actions": {
             "type": "array",
-            "maxItems": 50,
             "items": {
                 "type": "object",
                 "required": ["type"],
@@ -107,6 +108,9 @@ def _message(error: ValidationError) -> str:
         return error.message.replace(" is a required property", " is required")
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unknown property")
+    if error.validator == "maxLength":
+        # Not jsonschema's message: it repeats the whole (too long) value.
+        return f"is longer than {error.validator_value} characters (the limit)"
     if error.validator in ("enum", "const"):
         allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
         return f"{error.instance!r} is not one of " + ", ".join(map(repr, allowed))
@@ -142,14 +146,34 @@ def _path(error: ValidationError) -> str:
     return out
 
 
-def validate(document: Any, registry: Registry) -> list[Problem]:
-    """Every problem with a workflow definition, each with its JSON path; empty when valid."""
+def validate(
+    document: Any, registry: Registry, *, max_actions: int = MAX_ACTIONS
+) -> list[Problem]:
+    """Every problem with a workflow definition, each with its JSON path; empty when valid.
+
+    ``max_actions`` is the server's ``max_actions_per_workflow``; a longer list of actions
+    is one problem at ``$.actions``, and its actions are not checked one by one."""
     problems = _schema_problems(BASE_SCHEMA, document, "$")
     if not isinstance(document, dict):
         return problems
+    actions = document.get("actions")
+    too_many = isinstance(actions, list) and len(actions) > max_actions
+    if too_many:
+        problems.append(
+            Problem(
+                "$.actions",
+                f"{len(actions)} actions, more than the {max_actions} a workflow may have "
+                "(the server's max_actions_per_workflow, DEALFLOW_MAX_ACTIONS_PER_WORKFLOW)",
+            )
+        )
     entity = document.get("entity")
     trigger = document.get("trigger")
-    recordless = isinstance(trigger, dict) and trigger.get("type") in RECORDLESS
+    recordless = (
+        isinstance(trigger, dict)
+        and trigger.get("type") in RECORDLESS
+        # A webhook workflow that addresses a record from its payload has one to change.
+        and not TRIGGERS[trigger["type"]].carries_record(trigger)
+    )
     if isinstance(trigger, dict) and isinstance(trigger.get("type"), str):
         kind = TRIGGERS.get(trigger["type"])
         if kind is None:
@@ -172,14 +196,14 @@ def validate(document: Any, registry: Registry) -> list[Problem]:
                 )
             problems += [Problem(f"$.trigger.{p}", m) for p, m in kind.check(trigger, entity)]
     condition = document.get("condition")
-    if isinstance(condition, str) and condition.strip():
+    if isinstance(condition, str) and condition.strip() and len(condition) <= MAX_LENGTH:
         try:
             compile_expression(condition)
         except ExpressionError as exc:
             problems.append(Problem("$.condition", exc.message))
     if document.get("exclusive") and not document.get("group"):
         problems.append(Problem("$.exclusive", "an exclusive workflow needs a group"))
-    for index, action in enumerate(document.get("actions") or []):
+    for index, action in enumerate([] if too_many else actions or []):
         if not isinstance(action, dict) or not isinstance(action.get("type"), str):
             continue
         at = f"$.actions[{index}]"
@@ -198,7 +222,8 @@ def validate(document: Any, registry: Registry) -> list[Problem]:
                 Problem(
                     f"{at}.type",
                     f"{action['type']} changes the triggering record, but a {trigger['type']} "
-                    "event has no record to change: use side-effect actions only",
+                    "event has no record to change: use side-effect actions only, or "
+                    "address a record from the payload with trigger.record",
                 )
             )
             continue
@@ -225,6 +250,8 @@ def _targets(action: str, config: Mapping[str, Any], entity: str, at: str) -> li
         targets = [(f"{at}.{key}.{name}", name) for key in ("set", "set_from") for name in config.get(key) or {}]
     elif action == "formula":
         targets = [(f"{at}.field", config["field"])]
+    elif action == "assign_owner" and entity != "lead":
+        return [Problem(f"{at}.type", f"assign_owner gives a lead an owner, not a {entity}")]
     else:
         return []
     allowed = writable_fields(entity)
@@ -255,7 +282,7 @@ def _literal_values(values: Mapping[str, Any], entity: str, at: str) -> list[Pro
     return problems
 
 
-def published_schema(registry: Registry) -> dict[str, Any]:
+def published_schema(registry: Registry, *, max_actions: int = MAX_ACTIONS) -> dict[str, Any]:
     """The whole JSON Schema of a workflow document, with every trigger and action type."""
     schema = {k: v for k, v in BASE_SCHEMA.items()}
     properties = dict(schema["properties"])
@@ -268,6 +295,10 @@ def published_schema(registry: Registry) -> dict[str, Any]:
         if action.description:
             config["description"] = action.description
         action_schemas.append(config)
-    properties["actions"] = {"type": "array", "maxItems": 50, "items": {"oneOf": action_schemas}}
+    properties["actions"] = {
+        "type": "array",
+        "maxItems": max_actions,
+        "items": {"oneOf": action_schemas},
+    }
     schema["properties"] = properties
     return schema

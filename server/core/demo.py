@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.db import transaction
-from server.core.models import ApiKey, Team, utcnow
+from server.core.models import (
+    ApiKey,
+    Contact,
+    Deal,
+    Lead,
+    LeadStageChange,
+    Outreach,
+    Team,
+    utcnow,
+)
 from server.core.scope import Actor, TeamScope
 from server.core.services import communications, contacts, deals, leads, outreach, teams
 from server.core.starter import load_starter
@@ -65,6 +76,13 @@ DEALS = [
     ("Woodgrove data pipeline", 6, 31000, "discovery", "firm", "high", 90),
 ]
 
+QUALIFICATION = {
+    "score_threshold": 60,
+    "required_fields": ["contact.email", "contact.company"],
+    "condition": "!ends_with(contact.email || '', '@gmail.com')",
+}
+"""The demo team's rule: a business email, a company and a score of 60."""
+
 LEADS = [(7, "lead", 10), (2, "mql", 45), (4, "mql", 70), (3, "sal", 80), (1, "opportunity", 90)]
 
 
@@ -82,7 +100,14 @@ def _populate(session: Session, team: Team, admin_id: int) -> str:
         teams.ensure_user(session, team, email, name=name, role="member").id
         for name, email in SELLERS
     ]
-    teams.ensure_user(session, team, MARKETER[1], name=MARKETER[0], role="member")
+    marketer = teams.ensure_user(session, team, MARKETER[1], name=MARKETER[0], role="member")
+    # Before the leads: the mql lead at 70 crosses the rule's threshold and goes to sales.
+    team.settings = {
+        **(team.settings or {}),
+        "qualification": QUALIFICATION,
+        "sales_users": sellers,
+        "marketing_users": [marketer.id],
+    }
     session.commit()
     now = utcnow()
     outreach_ids = []
@@ -136,10 +161,118 @@ def _populate(session: Session, team: Team, admin_id: int) -> str:
     )
     for contact, stage, score in LEADS:
         leads.create(scope, leads.LeadIn(contact_id=contact_ids[contact], stage=stage, score=score))
+    past = _history(session, team, admin_id, sellers, now)
     return (
-        f"{len(loaded)} shipped workflows, {len(OUTREACH)} outreach, {len(CONTACTS)} contacts, {len(DEALS) + 1} deals "
-        f"(deal {won.id} won), {len(LEADS)} leads"
+        f"{len(loaded)} shipped workflows, {len(OUTREACH) + past['outreach']} outreach, "
+        f"{len(CONTACTS) + past['contacts']} contacts, {len(DEALS) + 1 + past['deals']} deals "
+        f"(deal {won.id} won), {len(LEADS) + past['leads']} leads"
     )
+
+
+HISTORY_WEEKS = 12
+HISTORY_CHANNELS = [
+    {"type": 1, "value": "Upwork"},
+    {"type": 1, "value": "Guru"},
+    {"type": 1, "value": "PeoplePerHour"},
+    {"type": 2, "email": "lead@prospect.example"},
+    {"type": 3, "phone": "+49 30 7654321"},
+    {"type": 4, "value": "https://www.linkedin.com/company/example"},
+    {"type": 5, "value": "@prospect"},
+]
+
+
+def _history(
+    session: Session, team: Team, admin_id: int, sellers: list[int], now: dt.datetime
+) -> dict[str, int]:
+    """Twelve weeks of earlier outreach, contacts, closed deals and leads that moved through the
+    lifecycle, so the analytics reports and charts have something to show. Written as past
+    rows (no events: they happened before the demo began)."""
+    rng = random.Random(2026)
+    team.settings = {
+        **(team.settings or {}),
+        "outreach_costs": {"platform": 12, "email": 0.5, "call": 3, "social": 2, "messenger": 1},
+        "stage_sla_hours": {"mql": 72, "sal": 24},
+    }
+    made = {"outreach": 0, "contacts": 0, "deals": 0, "leads": 0}
+    sources = []
+    for day in range(HISTORY_WEEKS * 7, 0, -1):
+        for _ in range(rng.choice([0, 1, 1, 2])):
+            at = now - dt.timedelta(days=day, hours=rng.randrange(0, 10), minutes=rng.randrange(60))
+            channel = rng.choice(HISTORY_CHANNELS)
+            row = Outreach(
+                team_id=team.id, user_id=rng.choice(sellers), created_by_id=admin_id,
+                occurred_at=at, description="Earlier outreach", **channel,
+            )  # fmt: skip
+            session.add(row)
+            sources.append(row)
+    session.flush()
+    made["outreach"] = len(sources)
+    for n, source in enumerate(sources[::3]):
+        contact = Contact(
+            team_id=team.id, name=f"Prospect {n + 1}", company=f"Prospect {n + 1} Ltd",
+            outreach_id=source.id, created_by_id=admin_id,
+        )  # fmt: skip
+        session.add(contact)
+        session.flush()
+        made["contacts"] += 1
+        if n % 3 == 0:
+            won = n % 2 == 0
+            amount = Decimal(rng.randrange(30, 400) * 100)
+            session.add(
+                Deal(
+                    team_id=team.id, title=f"Prospect {n + 1} project", contact_id=contact.id,
+                    outreach_id=source.id, amount=amount, currency="EUR", stage="negotiation",
+                    status="won" if won else "lost", probability=100 if won else 0,
+                    weighted_amount=amount if won else Decimal(0), owner_id=source.user_id,
+                    closed_at=source.occurred_at + dt.timedelta(days=20), created_by_id=admin_id,
+                )
+            )  # fmt: skip
+            made["deals"] += 1
+        _walk(session, rng, team.id, admin_id, contact.id, source.occurred_at, now)
+        made["leads"] += 1
+    session.commit()
+    return made
+
+
+def _walk(
+    session: Session, rng: random.Random, team_id: int, admin_id: int, contact_id: int,
+    at: dt.datetime, now: dt.datetime,
+) -> None:  # fmt: skip
+    """A lead that moves forward through the lifecycle (or is recycled) until it stops."""
+    stage, history = "lead", [(None, "lead", at, None)]
+    while stage != "customer" and rng.random() < 0.75:
+        step = at + dt.timedelta(hours=rng.randrange(4, 120))
+        if step >= now:
+            break
+        at = step
+        if stage in ("sal", "opportunity") and rng.random() < 0.25:
+            new, reason = "recycled", rng.choice(["no budget", "bad timing", "went silent"])
+        else:
+            new, reason = LIFECYCLE_NEXT[stage], None
+        history.append((stage, new, at, reason))
+        stage = new
+    lead = Lead(
+        team_id=team_id, contact_id=contact_id, stage=stage, stage_changed_at=at,
+        score=rng.randrange(0, 100), created_by_id=admin_id,
+    )  # fmt: skip
+    session.add(lead)
+    session.flush()
+    for old, new, when, reason in history:
+        session.add(
+            LeadStageChange(
+                team_id=team_id, lead_id=lead.id, from_stage=old, to_stage=new, at=when,
+                user_id=admin_id, reason=reason,
+            )
+        )  # fmt: skip
+
+
+LIFECYCLE_NEXT = {
+    "lead": "mql",
+    "mql": "sal",
+    "sal": "opportunity",
+    "opportunity": "customer",
+    "recycled": "mql",
+}
 
 
 def load_demo(factory: sessionmaker[Session]) -> DemoResult:

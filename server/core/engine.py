@@ -24,6 +24,8 @@ from server.core.scope import TeamScope
 from server.triggers.lead_acquired import outreach_payload
 
 MAX_DEPTH = 5
+"""Deepest chain of workflow-made changes followed; the change past it is recorded, not run
+(a workflow firing again on its own change is stopped sooner, as a loop)."""
 log = logging.getLogger("dealflow.engine")
 PENDING_KEY = "dealflow_pending_executions"
 EVENTS_KEY = "dealflow_committed_events"
@@ -47,6 +49,8 @@ class Pending:
     row: Any
     chain: tuple[Step, ...] = ()
     parent_id: int | None = None
+    only: str | None = None
+    """The one workflow a scheduled event is for (its follow-up changes run every workflow)."""
 
 
 @dataclass
@@ -123,12 +127,31 @@ class WorkflowEngine:
         index = self.index.for_team(scope.session, team.id, team.workflows_rev)
         return bool(index.by_key.get((entity, trigger)))
 
-    def process(self, scope: TeamScope, change: Change, row: Any = None) -> list[int]:
+    def scheduled(
+        self, scope: TeamScope, entity: str, row: Any, workflow: str, occurrence: dict[str, Any]
+    ) -> int:
+        """Called by the schedule scanner for one due occurrence: run ``workflow`` alone on
+        ``row`` (and whatever its record changes trigger) in the scanner's transaction. The
+        event carries the occurrence; returns the id of its run."""
+        change = Change(
+            team_id=scope.team_id,
+            entity=entity,
+            op="scheduled",
+            record=record_type(entity).document(row),
+            previous=None,
+            payload={"schedule": occurrence},
+            source="schedule",
+        )
+        return self.process(scope, change, row, only=workflow)[0]
+
+    def process(
+        self, scope: TeamScope, change: Change, row: Any = None, only: str | None = None
+    ) -> list[int]:
         """Handle ``change`` and the changes its workflows make, breadth first; return run ids."""
         team = scope.team
         index = self.index.for_team(scope.session, team.id, team.workflows_rev)
         team_doc = team_document(team)
-        queue = deque([Pending(change, row)])
+        queue = deque([Pending(change, row, only=only)])
         run_ids = []
         while queue:
             item = queue.popleft()
@@ -173,11 +196,17 @@ class WorkflowEngine:
             "depth": change.depth,
             "user_id": change.user_id,
         }
+        if change.op == "scheduled":
+            # event.kind, event.due_at, event.stage, event.days …: the occurrence.
+            event_doc.update((change.payload or {}).get("schedule") or {})
         document = context_document(change, team_doc, event_doc)
         if self.event_listeners:
             scope.session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
-        matched = self._match(index.candidates(change), document, report, index.groups)
+        candidates = index.candidates(change)
+        if item.only is not None:
+            candidates = [wf for wf in candidates if wf.key == item.only]
+        matched = self._match(candidates, document, report, index.groups)
         run = Run(event_id=event.id, entity=change.entity, record_id=change.record_id, status="ok")
         scope.add(run)
         scope.session.flush()

@@ -1,4 +1,4 @@
-"""JMESPath expressions: compiled once, checked at save time with the position of an error."""
+"""JMESPath expressions: compiled once, checked at save time, evaluated under a work budget."""
 
 from __future__ import annotations
 
@@ -9,8 +9,20 @@ import jmespath
 from jmespath import exceptions as jexc
 from jmespath import functions as jfunctions
 from jmespath.parser import ParsedResult
+from jmespath.visitor import Options, TreeInterpreter, _equals
 
 MAX_LENGTH = 2000
+"""Longest expression accepted, in characters (conditions, ``set_from``, plugin projections)."""
+
+MAX_STEPS = 200_000
+"""Most units of work one evaluation may do: nodes visited, items flattened, values walked
+to compare or serialise. A condition over a record takes well under a hundred."""
+
+MAX_VALUE_SIZE = 1_000_000
+"""Largest value an evaluation may build or return, in characters of its JSON (strings made
+by ``join`` and ``to_string`` included): pipes like ``[@, @] | [@, @] | …`` double a value at
+each stage without copying it, and would otherwise be expanded exponentially downstream."""
+
 KNOWN_FUNCTIONS = frozenset(
     name.removeprefix("_func_") for name in dir(jfunctions.Functions) if name.startswith("_func_")
 )
@@ -27,6 +39,10 @@ class ExpressionError(ValueError):
         self.position = position
 
 
+class LimitError(ExpressionError):
+    """Raised when an evaluation goes past MAX_STEPS or MAX_VALUE_SIZE; says which."""
+
+
 def _functions(node: Any) -> list[str]:
     found = []
     if isinstance(node, dict):
@@ -37,13 +53,167 @@ def _functions(node: Any) -> list[str]:
     return found
 
 
+class _Budget:
+    """The work left to one evaluation."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self.steps = 0
+
+    def charge(self, units: int) -> None:
+        self.steps += units
+        if self.steps > MAX_STEPS:
+            raise LimitError(
+                self.expression,
+                f"evaluation stopped: more than {MAX_STEPS} steps (the limit of one "
+                "evaluation; simplify the expression or the data it walks)",
+            )
+
+    def measure(self, value: Any, limit: int = MAX_VALUE_SIZE, *, charge: bool = True) -> int:
+        """About the JSON size of ``value`` in characters, each node walked charged as a step
+        (unless ``charge`` is false); :class:`LimitError` past ``limit``, before the walk gets
+        any longer. Every node adds to the size, so the walk is bounded either way."""
+        size, stack = 0, [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                size += len(item) + 2
+            elif isinstance(item, dict):
+                size += 2 + 2 * len(item)
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                size += 2 + len(item)
+                stack.extend(item)
+            else:
+                size += 4
+            if charge:
+                self.charge(1)
+            if size > limit:
+                self.too_large(limit)
+        return size
+
+    def too_large(self, limit: int = MAX_VALUE_SIZE) -> None:
+        raise LimitError(
+            self.expression,
+            f"evaluation stopped: a value of over {limit} characters (the limit of one "
+            "evaluation)",
+        )
+
+
+class _BoundedFunctions(jfunctions.Functions):
+    """The standard functions, refusing to build strings past MAX_VALUE_SIZE or to compare
+    values past the budget."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+
+    @jfunctions.signature({"types": []})
+    def _func_to_string(self, arg: Any) -> str:
+        if not isinstance(arg, str):
+            self.budget.measure(arg, charge=False)
+        return super()._func_to_string(arg)  # type: ignore[no-any-return]
+
+    @jfunctions.signature({"types": ["string"]}, {"types": ["array-string"]})
+    def _func_join(self, separator: str, array: list[str]) -> str:
+        self.budget.charge(len(array))
+        size = sum(map(len, array)) + len(separator) * max(len(array) - 1, 0)
+        if size > MAX_VALUE_SIZE:
+            self.budget.too_large()
+        return separator.join(array)
+
+    @jfunctions.signature({"types": ["array", "string"]}, {"types": []})
+    def _func_contains(self, subject: Any, search: Any) -> bool:
+        if isinstance(subject, list):
+            self.budget.measure(search)
+            self.budget.charge(len(subject))
+            for item in subject:
+                if isinstance(item, list | dict):
+                    self.budget.measure(item)
+        return search in subject
+
+
+class _BoundedInterpreter(TreeInterpreter):
+    """The standard interpreter, charging every node visited and every item flattened."""
+
+    def __init__(self, budget: _Budget) -> None:
+        # Not TreeInterpreter.__init__: one of these is made per evaluation, so keep it cheap.
+        self._dict_cls = dict
+        self._options = _OPTIONS
+        self._functions = _BoundedFunctions(budget)
+        self.budget = budget
+
+    def visit(self, node: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        budget = self.budget
+        budget.steps += 1
+        if budget.steps > MAX_STEPS:
+            budget.charge(0)  # raises, naming the limit
+        return _DISPATCH.get(node["type"], TreeInterpreter.default_visit)(
+            self, node, *args, **kwargs
+        )
+
+    def visit_flatten(self, node: dict[str, Any], value: Any) -> Any:
+        base = self.visit(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        self.budget.charge(sum(len(e) if isinstance(e, list) else 1 for e in base))
+        merged: list[Any] = []
+        for element in base:
+            if isinstance(element, list):
+                merged.extend(element)
+            else:
+                merged.append(element)
+        return merged
+
+    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+        if node["value"] not in self._EQUALITY_OPS:
+            return super().visit_comparator(node, value)
+        left = self.visit(node["children"][0], value)
+        right = self.visit(node["children"][1], value)
+        # Equality of nested values walks them: shared sub-values would make it exponential.
+        for side in (left, right):
+            if isinstance(side, list | dict):
+                self.budget.measure(side)
+        equal = _equals(left, right)
+        return equal if node["value"] == "eq" else not equal
+
+
+_OPTIONS = Options()
+_DISPATCH = {
+    name.removeprefix("visit_"): getattr(_BoundedInterpreter, name)
+    for name in dir(_BoundedInterpreter)
+    if name.startswith("visit_")
+}
+
+
+class Expression(ParsedResult):
+    """A compiled expression whose :meth:`search` runs under MAX_STEPS and MAX_VALUE_SIZE."""
+
+    def search(self, value: Any, options: Any = None) -> Any:
+        """Evaluate on ``value``; :class:`LimitError` when it goes past a limit."""
+        budget = _Budget(self.expression)
+        try:
+            result = _BoundedInterpreter(budget).visit(self.parsed, value)
+        except RecursionError:
+            raise LimitError(self.expression, "evaluation stopped: nested too deeply") from None
+        if isinstance(result, list | dict):
+            # What the caller will store or serialise: refused if it would expand past the cap.
+            budget.measure(result, charge=False)
+        return result
+
+    def visit(self, node: dict[str, Any], value: Any) -> Any:
+        """Evaluate one node of this expression's tree on ``value``, under a fresh budget
+        (used to show what each side of a comparison saw)."""
+        return _BoundedInterpreter(_Budget(self.expression)).visit(node, value)
+
+
 @lru_cache(maxsize=8192)
-def compile_expression(expression: str) -> ParsedResult:
+def compile_expression(expression: str) -> Expression:
     """The compiled expression, cached; :class:`ExpressionError` when it cannot be used."""
     if len(expression) > MAX_LENGTH:
         raise ExpressionError(expression, f"expression is longer than {MAX_LENGTH} characters")
     try:
-        parsed = jmespath.compile(expression)
+        parsed = Expression(expression, jmespath.compile(expression).parsed)
     except jexc.ParseError as exc:
         token = f" near {exc.token_value!r}" if exc.token_value else ""
         reason = (
@@ -66,5 +236,5 @@ def compile_expression(expression: str) -> ParsedResult:
 
 
 def search(expression: str, document: Any) -> Any:
-    """Evaluate ``expression`` on ``document``."""
+    """Evaluate ``expression`` on ``document`` under the limits."""
     return compile_expression(expression).search(document)

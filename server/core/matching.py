@@ -112,8 +112,9 @@ class TeamIndex:
         self.groups = groups or {}
         self.by_key: dict[tuple[str | None, str], list[CompiledWorkflow]] = defaultdict(list)
         for wf in workflows:
-            # A webhook event has no entity: its workflows listen whatever entity they name.
-            entity = wf.entity if wf.trigger.has_record else None
+            # A webhook event has no entity: its workflows listen whatever entity they name,
+            # unless they address a record from the payload (then they listen to that entity).
+            entity = wf.entity if wf.trigger.carries_record(wf.trigger_config) else None
             self.by_key[(entity, wf.trigger.name)].append(wf)
         self.trigger_types = {t for _, t in self.by_key}
 

@@ -14,9 +14,12 @@ from server.core.broker import make_broker
 from server.core.db import make_engine, make_session_factory
 from server.core.engine import WorkflowEngine, hand_over_after_commit
 from server.core.errors import ConfigError
+from server.core.models import utcnow
 from server.core.plugins import Registry, load_registry
 from server.core.runner import Runner
 from server.settings import Settings, load_settings
+from server.triggers.schedule import Scheduler
+from server.triggers.schedule.scanner import Clock
 
 Role = Literal["serve", "worker"]
 
@@ -32,12 +35,16 @@ class Runtime:
     engine: WorkflowEngine
     broker: Broker
     runner: Runner
+    scheduler: Scheduler
 
     def start(self) -> None:
-        """Start the relay (and the worker) and take up what an earlier process left."""
+        """Start the relay (and the worker) and take up what an earlier process left; start
+        scanning for due schedule occurrences."""
         self.runner.start()
+        self.scheduler.start()
 
     def close(self) -> None:
+        self.scheduler.close()
         self.runner.close()
 
 
@@ -47,11 +54,13 @@ def build_runtime(
     *,
     role: Role = "serve",
     backoff_base: float = 1.0,
+    clock: Clock = utcnow,
 ) -> Runtime:
     """Wire the registry, the engine, the broker and the runner for ``settings``.
 
     A server performs side effects itself unless ``REDIS_URL`` is set (then ``dealflow
-    worker`` processes do); a worker needs Redis.
+    worker`` processes do); a worker needs Redis. Both scan for due schedule occurrences
+    every ``schedule_interval`` seconds, reading the time from ``clock``.
     """
     if role == "worker" and not settings.redis_url:
         raise ConfigError(
@@ -73,7 +82,8 @@ def build_runtime(
         backoff_base=backoff_base,
     )
     hand_over_after_commit(sessions, runner.submit, runner.notify)
-    return Runtime(settings, db, sessions, registry, engine, broker, runner)
+    scheduler = Scheduler(sessions, engine, settings.schedule_interval, clock)
+    return Runtime(settings, db, sessions, registry, engine, broker, runner, scheduler)
 
 
 @lru_cache(maxsize=1)

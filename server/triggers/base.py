@@ -21,6 +21,10 @@ class Trigger:
     """Whether its events carry a record. False (a webhook's payload only): its workflows
     need no entity, may not use record actions, and are matched whatever entity they name."""
 
+    def carries_record(self, config: Mapping[str, Any]) -> bool:
+        """Called when a workflow is indexed and saved: do its events carry a record?"""
+        return self.has_record
+
     def schema(self) -> dict[str, Any]:
         """The JSON Schema of this trigger's object in a workflow definition."""
         return {

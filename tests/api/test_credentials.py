@@ -236,7 +236,8 @@ def test_a_missing_credential_set_makes_the_execution_dead_naming_the_plugin(
     (execution,) = api.get("/api/v1/executions").json()["items"]
     assert (execution["status"], execution["attempts"]) == ("dead", 1)
     assert execution["last_error"] == (
-        "no credentials for 'sample'; PUT /api/v1/team/credentials/sample"
+        "'sample' is not configured for this team: no credentials for 'sample'; "
+        "PUT /api/v1/team/credentials/sample"
     )
 
 

@@ -174,3 +174,25 @@ def test_a_webhook_workflow_is_tried_on_a_payload(api) -> None:
     # and an op that makes no sense for a webhook is refused, naming op
     bad = api.post("/api/v1/workflows/test", json={"workflow": workflow, "payload": {}, "op": "created"})
     assert bad.status_code == 422 and bad.json()["field"] == "op"
+
+
+def test_a_schedule_workflow_is_tried_on_an_occurrence(api) -> None:
+    # Given a workflow for leads that breach the sal stage's SLA
+    workflow = {
+        "id": "sla", "name": "SLA breached in sal", "entity": "lead",
+        "trigger": {"type": "schedule", "kind": "sla_breached", "stage": "sal", "hours": 24},
+        "condition": "event.kind == 'sla_breached' && event.hours == `24` && record.stage == 'sal'",
+        "actions": [{"type": "field_update", "set": {"custom.escalated": True}}],
+    }
+    # When it is tried on a sample lead
+    result = api.post("/api/v1/workflows/test", json={
+        "workflow": workflow, "record": {"stage": "sal", "score": 10, "custom": {}}})
+    # Then it runs as the scanner would run it on a due occurrence
+    assert result.status_code == 200, result.text
+    body = result.json()
+    assert (body["trigger_fires"], body["matched"]) == (True, True)
+    assert body["changes"] == {"custom.escalated": True}
+    # and an op other than the scanner's is refused, naming op
+    refused = api.post("/api/v1/workflows/test", json={
+        "workflow": workflow, "record": {"stage": "sal"}, "op": "updated"})
+    assert refused.status_code == 422 and refused.json()["field"] == "op"

@@ -378,3 +378,19 @@ def test_a_window_that_ends_before_it_starts_is_refused(api) -> None:
 
 def test_the_forecast_needs_a_key(client) -> None:
     assert client.get(URL).status_code == 401
+
+
+def test_the_forecast_answers_csv_when_asked(api) -> None:
+    # Given two open deals closing in one month and one without a date
+    for title, amount, close in [("A", 1000, "2026-12-03"), ("B", 500, "2026-12-20"), ("C", 70, None)]:
+        body = {"title": title, "amount": amount, **({"expected_close_date": close} if close else {})}
+        assert api.post("/api/v1/deals", json=body).status_code == 201
+    # When the forecast is asked for as CSV, grouped by stage
+    resp = api.get("/api/v1/forecast", params={"group_by": "stage"}, headers={"Accept": "text/csv"})
+    # Then it is one header row and one line per row of the JSON answer
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+    lines = resp.text.splitlines()
+    rows = api.get("/api/v1/forecast", params={"group_by": "stage"}).json()["rows"]
+    assert lines[0] == "month,currency,stage,deals,amount,weighted_amount"
+    assert len(lines) == 1 + len(rows) and lines[1].startswith("2026-12,USD,")
+    assert lines[1].split(",")[3] == "2" and lines[-1].startswith(",USD,")

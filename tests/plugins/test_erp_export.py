@@ -16,6 +16,7 @@ from helpers import assert_problem
 
 from plugins import erp_export
 from server.plugin import ActionContext, ActionError, retry_after
+from server.settings import Settings
 
 CREDENTIALS = "/api/v1/team/credentials/erp_export"
 SECRET = "erp-hmac-secret-5f4e3d2c1b0a"
@@ -229,6 +230,7 @@ def context(**credentials: str) -> ActionContext:
     return ActionContext(
         team_id=1, workflow_id="w", workflow_version=1, action_index=0,
         document={"record": {"id": 1}}, idempotency_key="k-1", credentials=credentials,
+        settings=Settings(outbound_allow=("127.0.0.1",)),
     )
 
 

@@ -23,7 +23,7 @@ CREDENTIALS = "/api/v1/team/credentials"
 @pytest.fixture
 def lead_app(engine: Engine, db_url: str, receiver: Any) -> Iterator[Litestar]:
     settings = Settings(
-        database_url=db_url, secret_key="test-secret-key",
+        database_url=db_url, secret_key="test-secret-key", outbound_allow=("127.0.0.1",),
         extra={"telegram_api_base": receiver.url},
     )
     app = create_app(settings, engine=engine)

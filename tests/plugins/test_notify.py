@@ -59,6 +59,7 @@ def notify_app(engine: Engine, db_url: str, receiver: Any) -> Iterator[Litestar]
     settings = Settings(
         database_url=db_url,
         secret_key="test-secret-key",
+        outbound_allow=("127.0.0.1",),
         extra={"telegram_api_base": receiver.url},
     )
     app = create_app(settings, engine=engine)
@@ -283,7 +284,8 @@ def test_without_credentials_the_executions_are_dead_naming_the_set(
     for name in ("notify_slack", "notify_telegram"):
         assert (done[name]["status"], done[name]["attempts"]) == ("dead", 1)
         assert done[name]["last_error"] == (
-            f"no credentials for '{name}'; PUT /api/v1/team/credentials/{name}"
+            f"'{name}' is not configured for this team: no credentials for '{name}'; "
+            f"PUT /api/v1/team/credentials/{name}"
         )
 
 

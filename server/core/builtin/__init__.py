@@ -4,4 +4,5 @@ BUILTIN_PLUGINS = (
     "server.core.builtin.field_update",
     "server.core.builtin.formula",
     "server.core.builtin.email",
+    "server.core.builtin.assign",
 )

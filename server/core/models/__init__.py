@@ -1,6 +1,7 @@
 """The data model; every model is re-exported here."""
 
 from server.core.models.api_key import ApiKey
+from server.core.models.audit import AuditEntry
 from server.core.models.base import Base, utcnow
 from server.core.models.communication import Communication
 from server.core.models.contact import Contact
@@ -10,6 +11,7 @@ from server.core.models.event import ActionExecution, Event, Run
 from server.core.models.hook import HookSecret, WebhookDelivery
 from server.core.models.lead import Lead, LeadStageChange
 from server.core.models.outreach import Outreach, OutreachType
+from server.core.models.schedule import ScheduleOccurrence
 from server.core.models.team import FieldDomain, Team
 from server.core.models.user import User
 from server.core.models.workflow import Workflow, WorkflowVersion
@@ -23,6 +25,7 @@ __all__ = [
     "Workflow",
     "WorkflowVersion",
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Communication",
     "Contact",
@@ -32,6 +35,7 @@ __all__ = [
     "LeadStageChange",
     "Outreach",
     "OutreachType",
+    "ScheduleOccurrence",
     "Team",
     "TeamCredential",
     "User",

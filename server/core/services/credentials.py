@@ -12,9 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.core.crypto import HasSecretKey, decrypt, encrypt
-from server.core.errors import InvalidInput, NotFound
+from server.core.errors import DealflowError, InvalidInput, NotFound
 from server.core.models import TeamCredential, utcnow
+from server.core.outbound import OutboundRefused, allow_list, check_url, is_url
 from server.core.scope import TeamScope
+from server.core.services import audit
 from server.core.services.common import commit
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -75,6 +77,22 @@ def check_values(values: Any) -> dict[str, str]:
     return values
 
 
+def check_urls(values: Mapping[str, str], settings: object) -> None:
+    """Refuse, with :class:`InvalidInput` naming the key, every value that is an http(s) URL
+    (a webhook, an endpoint, a base URL) whose host is no outbound target: loopback,
+    private, link-local, a metadata service... unless the settings' ``outbound_allow``
+    admits it (see :mod:`server.core.outbound`). Requests check again when they are sent."""
+    allow = allow_list(settings)
+    for key, value in values.items():
+        if not is_url(value):
+            continue
+        try:
+            check_url(value.strip(), allow, field=key)
+        except OutboundRefused as exc:
+            # The message names the key and the host, never the value: it may be the secret.
+            raise InvalidInput(exc.message, field=key) from None
+
+
 def _decoded(settings: HasSecretKey, row: TeamCredential) -> dict[str, str]:
     return msgspec.json.decode(decrypt(settings, row.values_encrypted), type=dict[str, str])
 
@@ -85,8 +103,13 @@ def _out(settings: HasSecretKey, row: TeamCredential) -> CredentialOut:
 
 
 def missing_message(plugin: str) -> str:
-    """What to say when a team has no set ``plugin``: how to create it."""
-    return f"no credentials for {plugin!r}; PUT /api/v1/team/credentials/{plugin}"
+    """What to say when a team has no set ``plugin``: that it is not configured for the
+    team, and how to configure it. Nothing else stands in: not another team's set, not the
+    process's environment or settings."""
+    return (
+        f"{plugin!r} is not configured for this team: no credentials for {plugin!r}; "
+        f"PUT /api/v1/team/credentials/{plugin}"
+    )
 
 
 def _missing(plugin: str) -> NotFound:
@@ -94,6 +117,17 @@ def _missing(plugin: str) -> NotFound:
     error.message = missing_message(plugin) + " (admins only)"
     error.args = (error.message,)
     return error
+
+
+def _names(settings: HasSecretKey | None, row: TeamCredential) -> list[str] | None:
+    """The names (never the values) of a stored set's keys for the audit log, or None when
+    they cannot be read (no usable secret key)."""
+    if settings is None:
+        return None
+    try:
+        return sorted(_decoded(settings, row))
+    except (DealflowError, msgspec.DecodeError):
+        return None
 
 
 def _row(scope: TeamScope, plugin: str) -> TeamCredential | None:
@@ -107,8 +141,11 @@ def put(
 ) -> CredentialOut:
     """Replace the team's set ``plugin`` with ``values`` (creating it), encrypted."""
     check_plugin(plugin)
-    token = encrypt(settings, msgspec.json.encode(check_values(values)).decode())
+    check_urls(check_values(values), settings)
+    token = encrypt(settings, msgspec.json.encode(values).decode())
     row = _row(scope, plugin)
+    before = None if row is None else {"fields": _names(settings, row)}
+    audit.record(scope, "credentials.set", plugin, before, {"fields": sorted(values)})
     if row is None:
         row = scope.add(TeamCredential(plugin=plugin, values_encrypted=token))
     else:
@@ -138,6 +175,8 @@ def delete(scope: TeamScope, plugin: str) -> None:
     row = _row(scope, plugin)
     if row is None:
         raise _missing(plugin)
+    settings = getattr(scope.engine, "settings", None)
+    audit.record(scope, "credentials.delete", plugin, {"fields": _names(settings, row)}, None)
     scope.session.delete(row)
     commit(scope)
 
@@ -158,6 +197,7 @@ def load(
 __all__ = [
     "CredentialOut",
     "check_plugin",
+    "check_urls",
     "check_values",
     "delete",
     "get",

@@ -93,19 +93,31 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
         op = "received"
         if data.op not in (None, "received"):
             raise InvalidInput("op: a webhook workflow receives; leave op out", field="op")
+    elif wf.trigger_config.get("type") == "schedule":
+        # A schedule workflow is tried as its scanner would run it on a due occurrence.
+        op = "scheduled"
+        if data.op not in (None, "scheduled"):
+            raise InvalidInput("op: a schedule workflow runs on its occurrences; leave op out",
+                               field="op")
     else:
         op = data.op or ("created" if data.previous is None else "updated")
         if op not in ("created", "updated", "deleted"):
             raise InvalidInput("op: created, updated or deleted", field="op")
+    payload = data.payload
+    if op == "scheduled":
+        occurrence = {k: v for k, v in wf.trigger_config.items() if k != "type"}
+        given = payload or {}
+        payload = {**given, "schedule": {**occurrence, **given.get("schedule", {})}}
     name = wf.trigger_config.get("name") if not wf.trigger.has_record else None
     change = Change(
         team_id=scope.team_id,
-        entity=None if not wf.trigger.has_record else wf.entity,
+        # A webhook workflow that addresses a record runs with it: the sample is that record.
+        entity=wf.entity if wf.trigger.carries_record(wf.trigger_config) else None,
         op=op,  # type: ignore[arg-type]
         record=record,
         previous=data.previous,
         changed=diff(data.previous, record),
-        payload=data.payload,
+        payload=payload,
         name=name,
         user_id=scope.actor.user_id,
     )
@@ -120,6 +132,8 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
         "depth": 0,
         "user_id": scope.actor.user_id,
     }
+    if op == "scheduled":
+        event.update(payload["schedule"])  # type: ignore[index]
     ctx_doc = context_document(change, team_document(scope.team), event)
     outcome = evaluate(wf.condition, ctx_doc)
     changes: dict[str, Any] = {}

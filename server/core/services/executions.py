@@ -14,6 +14,7 @@ from server.core.errors import Conflict, InvalidInput, NotFound
 from server.core.models import ActionExecution, utcnow
 from server.core.models.event import EXECUTION_STATUSES
 from server.core.scope import TeamScope
+from server.core.services import audit
 from server.core.services.common import commit, fetch_page
 
 STATUSES = EXECUTION_STATUSES
@@ -143,6 +144,7 @@ def _check_dead(row: ActionExecution) -> None:
 def _requeue(scope: TeamScope, row: ActionExecution) -> None:
     """Make a dead execution pending again, as if just written, keeping its history."""
     _check_dead(row)
+    before = {"status": row.status, "attempts": row.attempts, "workflow": row.workflow_key}
     now = utcnow()
     marker = {"retry": True, "at": now.isoformat(), "user_id": scope.actor.user_id or None}
     # Conditional, so that a retry racing another one (SQLite has no row locks) never
@@ -169,6 +171,7 @@ def _requeue(scope: TeamScope, row: ActionExecution) -> None:
             f"execution {row.id} was retried meanwhile; only a dead execution can be retried",
             field="status",
         )
+    audit.record(scope, "execution.retry", row.id, before, {"status": "pending", "attempts": 0})
     scope.session.expire(row)  # read back what the statement wrote
     # Handed to the runner right after the commit; a runner's scan of pending rows is the
     # fallback when this process has none (the CLI).

@@ -19,9 +19,9 @@ from server.core.exclusivity import all_domains, check_group, combinations
 from server.core.matching import CompiledGroup, CompiledWorkflow, compile_workflow
 from server.core.models import Deal
 from server.core.scope import TeamScope
-from server.core.services import deals
+from server.core.services import audit, deals
 from server.core.services.common import domains
-from server.core.services.workflows import group_documents
+from server.core.services.workflows import group_documents, max_actions
 
 BATCH = 1000
 
@@ -208,7 +208,7 @@ def preview(
     problems = [
         (f"workflows[{i}]" + p.path.removeprefix("$"), p.message)
         for i, d in enumerate(drafts)
-        for p in validate(d, registry)
+        for p in validate(d, registry, max_actions=max_actions(scope))
     ]
     if problems:
         raise InvalidWorkflow(problems)
@@ -283,7 +283,29 @@ def recompute(
     runner = GroupRunner.build(scope, group, documents)
     probabilities = _probability_steps(runner)
     if probabilities is not None:
-        return _recompute_probabilities(scope, group, runner, probabilities, progress)
+        result = _recompute_probabilities(scope, group, runner, probabilities, progress)
+    else:
+        result = _recompute_deals(scope, group, runner, progress)
+    # Recompute commits batch by batch: the entry is its own last commit, with the outcome.
+    audit.record(
+        scope,
+        "group.recompute",
+        group,
+        None,
+        {
+            "deals_scanned": result.deals_scanned,
+            "deals_changed": result.deals_changed,
+            "errors": len(result.errors),
+        },
+    )
+    scope.session.commit()
+    return result
+
+
+def _recompute_deals(
+    scope: TeamScope, group: str, runner: GroupRunner, progress: Callable[[int], None] | None
+) -> RecomputeOut:
+    """Recompute a group deal by deal, through the deal rules, one commit per batch."""
     scanned = changed = 0
     errors: list[str] = []
     for batch in open_deals(scope):

@@ -19,6 +19,8 @@ from server.core.crypto import HasSecretKey, decrypt, encrypt
 from server.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from server.core.models import HookSecret, Run, Team, WebhookDelivery, Workflow, utcnow
 from server.core.scope import Actor, TeamScope
+from server.core.services import audit
+from server.core.services.addressed import run_addressed
 from server.core.signatures import SECRET_PREFIX, check, parse, sign, verify
 
 if TYPE_CHECKING:
@@ -83,16 +85,25 @@ def _store(session: Session, team_id: int, settings: HasSecretKey, now: dt.datet
 
 
 def create_secret(
-    session: Session, team_id: int, settings: HasSecretKey, *, now: dt.datetime | None = None
+    session: Session,
+    team_id: int,
+    settings: HasSecretKey,
+    *,
+    now: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> NewSecret:
-    """The team's first signing secret; :class:`Conflict` when it already has a current one."""
+    """The team's first signing secret; :class:`Conflict` when it already has a current one.
+    The audit log names ``actor`` (the CLI when None), and the key id, never the secret."""
     current = _current(session, team_id)
     if current is not None:
         raise Conflict(
             f"the team already has a webhook secret ({current.key_id}); rotate it with "
             "`dealflow hooks secret rotate` to get a new one"
         )
-    return _store(session, team_id, settings, now or utcnow())
+    made = _store(session, team_id, settings, now or utcnow())
+    after = {"key_id": made.key_id}
+    audit.record_for(session, team_id, "hook_secret.create", made.key_id, None, after, actor=actor)
+    return made
 
 
 def rotate_secret(
@@ -102,10 +113,11 @@ def rotate_secret(
     *,
     grace: dt.timedelta = DEFAULT_GRACE,
     now: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> NewSecret:
     """A new current secret. The previous current one is still accepted for ``grace``; any
     older one is deleted, so a team has at most two live secrets. With no secret yet, this
-    creates the first."""
+    creates the first. The audit log names ``actor`` (the CLI when None) and key ids only."""
     if grace < dt.timedelta(0):
         raise InvalidInput("grace: must not be negative", field="grace")
     now = now or utcnow()
@@ -115,9 +127,16 @@ def rotate_secret(
         stale = stale.where(HookSecret.id != current.id)
     session.execute(stale)
     made = _store(session, team_id, settings, now)
+    before = None if current is None else {"key_id": current.key_id}
+    after: dict[str, Any] = {"key_id": made.key_id}
+    if current is not None:
+        current.expires_at = now + grace
+        after["previous_expires_at"] = current.expires_at.isoformat()
+    audit.record_for(
+        session, team_id, "hook_secret.rotate", made.key_id, before, after, actor=actor
+    )
     if current is None:
         return made
-    current.expires_at = now + grace
     session.flush()
     return NewSecret(made.key_id, made.secret, now, current.key_id, current.expires_at)
 
@@ -283,18 +302,21 @@ def _accept(
     if delivery is not None:
         return _replay(delivery)
     _check_hook(scope, name)
+    payload = _payload(body)
     change = Change(
         team_id=scope.team_id,
         entity=None,
         op="received",
         record=None,
         previous=None,
-        payload=_payload(body),
+        payload=payload,
         name=name,
         source="webhook",
         user_id=user_id,
     )
     run_ids = scope.engine.process(scope, change, None)
+    # Then the workflows that address a record from the payload, one event per record.
+    run_ids += run_addressed(scope, name, payload, user_id, run_ids[0] if run_ids else None)
     runs = [scope.session.get(Run, run_id) for run_id in run_ids]
     response: dict[str, Any] = {
         "event_id": runs[0].event_id if runs and runs[0] else None,

@@ -1,4 +1,4 @@
-"""Leads: lifecycle stage with allowed transitions and history, score and owner."""
+"""Leads: lifecycle stage with allowed transitions and history, score, owner and qualification."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
+from sqlalchemy import and_, func
+from sqlalchemy.orm import object_session
 
 from server.core.errors import InvalidInput
 from server.core.models import Contact, Lead, LeadStageChange, User, utcnow
@@ -21,9 +23,17 @@ from server.core.services.common import (
     saved,
     set_fields,
 )
+from server.core.services.qualification import (
+    ContactBrief,
+    QualificationOut,
+    contact_brief,
+    rule_of,
+    standing,
+)
 from server.core.services.upsert import convert, upsert
 
 StageName = Literal["lead", "mql", "sal", "opportunity", "customer", "recycled"]
+SideName = Literal["sales", "marketing"]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Score = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -48,6 +58,10 @@ class LeadPatch(msgspec.Struct, forbid_unknown_fields=True):
     stage_reason: Reason | UnsetType = UNSET
     score: Score | UnsetType = UNSET
     owner_id: int | None | UnsetType = UNSET
+    assign_owner: SideName | UnsetType = UNSET
+    """Give the lead to the next user of this side (``settings.sales_users`` or
+    ``marketing_users``): the one with the fewest leads in that side's stages, ties in list
+    order. Not together with ``owner_id``."""
     custom: Custom | UnsetType = UNSET
     external_id: ExternalId | None | UnsetType = UNSET
 
@@ -91,6 +105,23 @@ class StageChangeOut(msgspec.Struct):
     reason: str | None
 
 
+class PersonOut(msgspec.Struct):
+    """The lead's owner as a workflow's document shows it."""
+
+    id: int
+    name: str
+    email: str
+
+
+class LeadDocument(LeadOut):
+    """A lead as workflow conditions and templates see it (``record``): the API fields, its
+    contact, its owner and its standing against the qualification rule."""
+
+    contact: ContactBrief | None = None
+    owner: PersonOut | None = None
+    qualification: QualificationOut | None = None
+
+
 def out(row: Lead) -> LeadOut:
     return LeadOut(
         id=row.id,
@@ -107,6 +138,42 @@ def out(row: Lead) -> LeadOut:
     )
 
 
+def document(row: Lead) -> LeadDocument:
+    """The lead with its contact, owner and qualification standing, for workflows."""
+    base = out(row)
+    session = object_session(row)
+    if session is None:
+        return LeadDocument(**msgspec.structs.asdict(base))
+    with session.no_autoflush:
+        contact = contact_brief(session.get(Contact, row.contact_id))
+        user = session.get(User, row.owner_id) if row.owner_id is not None else None
+        rule = rule_of(session, row.team_id)
+    owner = PersonOut(id=user.id, name=user.name, email=user.email) if user else None
+    found = standing(
+        rule, msgspec.to_builtins(base), msgspec.to_builtins(contact) if contact else None
+    )
+    return LeadDocument(
+        **msgspec.structs.asdict(base),
+        contact=contact,
+        owner=owner,
+        qualification=found.out(),
+    )
+
+
+def qualifies(scope: TeamScope, lead: Lead | int) -> tuple[bool, list[str]]:
+    """Whether ``lead`` meets the team's qualification rule, and the required fields it lacks."""
+    row = scope.get(Lead, lead) if isinstance(lead, int) else lead
+    contact = contact_brief(scope.session.get(Contact, row.contact_id))
+    from server.core.services.teams import settings_of
+
+    found = standing(
+        settings_of(scope.team).rule(),
+        msgspec.to_builtins(out(row)),
+        msgspec.to_builtins(contact) if contact else None,
+    )
+    return found.qualified, found.missing_fields
+
+
 def _record_stage(scope: TeamScope, row: Lead, old: str | None, reason: str | None) -> None:
     now = utcnow()
     row.stage_changed_at = now
@@ -116,10 +183,39 @@ def _record_stage(scope: TeamScope, row: Lead, old: str | None, reason: str | No
             from_stage=old,
             to_stage=row.stage,
             at=now,
-            user_id=scope.actor.user_id,
+            # A signed webhook on the public route acts for no user (actor id 0).
+            user_id=scope.actor.user_id or None,
             reason=reason,
         )
     )
+
+
+def next_owner(scope: TeamScope, side: str, lead_id: int | None = None) -> int:
+    """The user of ``side`` to give a lead to: the one holding the fewest leads in that side's
+    stages (``settings.stage_owners``), ties in the order of ``settings.<side>_users``.
+
+    Computed from the leads themselves, so there is no counter to keep: two hand-offs racing
+    may pick the same user once, and the next hand-off evens it out."""
+    from server.core.services.teams import settings_of
+
+    settings = settings_of(scope.team)
+    users = settings.side_users(side)
+    if not users:
+        raise InvalidInput(
+            f"assign_owner: the team has no {side} users; an admin lists them in "
+            f"settings.{side}_users",
+            field="assign_owner",
+        )
+    stages = [stage for stage, owner in settings.stage_owners.items() if owner == side]
+    held = and_(Lead.owner_id.in_(users), Lead.stage.in_(stages))
+    if lead_id is not None:
+        held = and_(held, Lead.id != lead_id)
+    counts = dict(
+        scope.session.execute(
+            scope.select(Lead, Lead.owner_id, func.count()).where(held).group_by(Lead.owner_id)
+        ).all()
+    )
+    return min(users, key=lambda user: (counts.get(user, 0), users.index(user)))
 
 
 def create(scope: TeamScope, data: LeadIn) -> LeadOut:
@@ -196,6 +292,12 @@ def _update_put(scope: TeamScope, lead_id: int, fields: dict[str, object]) -> Le
 
 def apply(scope: TeamScope, row: Lead, patch: LeadPatch) -> list[str]:
     """Check and apply a partial change (a stage move included) without committing."""
+    if patch.assign_owner is not UNSET:
+        if patch.owner_id is not UNSET:
+            raise InvalidInput(
+                "assign_owner: give owner_id or assign_owner, not both", field="assign_owner"
+            )
+        patch.owner_id = next_owner(scope, patch.assign_owner, row.id)
     if patch.owner_id not in (UNSET, None):
         scope.get(User, patch.owner_id, field="owner_id")
     reason = patch.stage_reason if patch.stage_reason is not UNSET else None
@@ -210,7 +312,7 @@ def apply(scope: TeamScope, row: Lead, patch: LeadPatch) -> list[str]:
         if custom != row.custom:
             row.custom = custom
             changed.append("custom")
-    changed += set_fields(row, patch, skip=("custom", "stage_reason"))
+    changed += set_fields(row, patch, skip=("custom", "stage_reason", "assign_owner"))
     if row.stage != old_stage:
         _record_stage(scope, row, old_stage, reason)
     return changed
@@ -268,4 +370,4 @@ def list_(
     return [out(r) for r in rows], next_cursor
 
 
-RECORD = register(RecordType("lead", Lead, out, LeadPatch, apply))
+RECORD = register(RecordType("lead", Lead, document, LeadPatch, apply))

@@ -11,11 +11,13 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from server.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from server.core.keys import generate_key, hash_key
-from server.core.models import ApiKey, FieldDomain, Team, User, utcnow
-from server.core.scope import Actor, TeamScope
+from server.core.errors import Conflict, InvalidInput, NotFound
+from server.core.models import FieldDomain, Team, User
+from server.core.scope import TeamScope
+from server.core.services import audit
 from server.core.services.common import bump_rules, check_email, commit
+# API keys live in services.keys; these names stay importable from here.
+from server.core.services.keys import authenticate, create_key, revoke_key  # noqa: F401
 
 DOMAIN_PATH_RE = re.compile(
     r"^(deal\.(stage|currency)|(contact|deal|lead)\.custom\.[A-Za-z_][A-Za-z0-9_]{0,63})$"
@@ -27,6 +29,10 @@ Side = Literal["marketing", "sales"]
 LeadStage = Literal["lead", "mql", "sal", "opportunity", "customer", "recycled"]
 OutreachTypeName = Literal["platform", "email", "call", "social", "messenger"]
 Channel = Literal["slack", "telegram", "email"]
+UserId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+QUALIFICATION_FIELD_RE = re.compile(
+    r"^(contact\.(name|email|phone|company)|(contact|lead)\.custom\.[A-Za-z_][A-Za-z0-9_]{0,63})$"
+)
 
 
 STAGE_OWNERS: dict[str, str] = {
@@ -37,6 +43,19 @@ STAGE_OWNERS: dict[str, str] = {
     "customer": "sales",
     "recycled": "marketing",
 }
+
+
+class Qualification(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
+    """When a lead is ready for sales: its score reached ``score_threshold``, every required
+    profile field is filled in and ``condition`` holds."""
+
+    score_threshold: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+    """The score at or above which a lead qualifies."""
+    required_fields: list[Annotated[str, msgspec.Meta(max_length=100)]] = []
+    """Profile fields that must not be empty: ``contact.name|email|phone|company``,
+    ``contact.custom.<name>`` or ``lead.custom.<name>``."""
+    condition: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    """JMESPath over ``{"lead": …, "contact": …}`` that must be true; None: no extra rule."""
 
 
 class TeamSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
@@ -50,6 +69,22 @@ class TeamSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Fal
     """Which side owns a lead in each lifecycle stage."""
     stage_sla_hours: dict[LeadStage, Annotated[int, msgspec.Meta(gt=0)]] = {}
     """How long a lead may stay in a stage without the expected action."""
+    # The parts below are left out of the team's document until they are set.
+    qualification: Qualification | None | UnsetType = UNSET
+    """The team's qualification rule; unset or None: no lead qualifies automatically."""
+    sales_users: list[UserId] | UnsetType = UNSET
+    """Users on the sales side, in round-robin order, who take leads handed to sales."""
+    marketing_users: list[UserId] | UnsetType = UNSET
+    """Users on the marketing side, who take leads handed back to marketing."""
+
+    def rule(self) -> Qualification | None:
+        """The qualification rule, None when there is none."""
+        return self.qualification if isinstance(self.qualification, Qualification) else None
+
+    def side_users(self, side: str) -> list[int]:
+        """The users listed for ``side`` (``sales`` or ``marketing``), in order."""
+        users = getattr(self, f"{side}_users")
+        return list(users) if users is not UNSET else []
 
 
 class TeamOut(msgspec.Struct, omit_defaults=True):
@@ -102,6 +137,45 @@ def check_domains(domains: dict[str, list[str]]) -> dict[str, list[str]]:
     return domains
 
 
+def check_settings(scope: TeamScope, settings: TeamSettings) -> TeamSettings:
+    """Refuse a qualification rule that cannot be evaluated and side users not in the team;
+    stages left out of ``stage_owners`` keep their default side."""
+    settings.stage_owners = {**STAGE_OWNERS, **settings.stage_owners}
+    rule = settings.rule()
+    if rule is not None:
+        if rule.condition is not None and rule.condition.strip():
+            from server.core.expressions import ExpressionError, compile_expression
+
+            try:
+                compile_expression(rule.condition)
+            except ExpressionError as exc:
+                field = "settings.qualification.condition"
+                raise InvalidInput(f"{field}: {exc.message}", field=field) from exc
+        for index, path in enumerate(rule.required_fields):
+            field = f"settings.qualification.required_fields[{index}]"
+            if not QUALIFICATION_FIELD_RE.match(path):
+                raise InvalidInput(
+                    f"{field}: {path!r} is not a profile field; use contact.name, contact.email, "
+                    "contact.phone, contact.company, contact.custom.<name> or lead.custom.<name>",
+                    field=field,
+                )
+        if len(set(rule.required_fields)) != len(rule.required_fields):
+            field = "settings.qualification.required_fields"
+            raise InvalidInput(f"{field}: fields are repeated", field=field)
+    for side in ("sales_users", "marketing_users"):
+        ids = settings.side_users(side.removesuffix("_users"))
+        if len(set(ids)) != len(ids):
+            raise InvalidInput(f"settings.{side}: users are repeated", field=f"settings.{side}")
+        known = set(
+            scope.session.scalars(scope.select(User, User.id).where(User.id.in_(ids))).all()
+        ) if ids else set()
+        for index, user_id in enumerate(ids):
+            if user_id not in known:
+                field = f"settings.{side}[{index}]"
+                raise InvalidInput(f"{field}: user {user_id} is not in the team", field=field)
+    return settings
+
+
 def settings_of(team: Team) -> TeamSettings:
     return msgspec.convert(team.settings or {}, TeamSettings)
 
@@ -118,14 +192,42 @@ def out(scope: TeamScope) -> TeamOut:
     )
 
 
+def _audited_settings(team: Team) -> dict[str, Any]:
+    """A team's settings as the audit log compares them: one key per setting."""
+    values = msgspec.to_builtins(settings_of(team))
+    return {"name": team.name, "timezone": team.timezone} | {
+        f"settings.{key}": value for key, value in values.items()
+    }
+
+
+def _audit(scope: TeamScope, action: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Record the keys that changed between ``before`` and ``after``, if any did."""
+    changed = audit.changed_keys(before, after)
+    if changed:
+        audit.record(
+            scope,
+            action,
+            None,
+            {key: before.get(key) for key in changed},
+            {key: after.get(key) for key in changed},
+        )
+
+
 def update(scope: TeamScope, data: TeamUpdate) -> TeamOut:
     team = scope.team
+    settings_before = _audited_settings(team)
+    domains_before = (
+        {r.path: list(r.values) for r in scope.session.scalars(scope.select(FieldDomain))}
+        if data.field_domains is not UNSET
+        else {}
+    )
     if data.name is not UNSET:
         team.name = data.name
     if data.timezone is not UNSET:
         team.timezone = check_timezone(data.timezone)
     if data.settings is not UNSET:
-        team.settings = msgspec.to_builtins(data.settings)
+        team.settings = msgspec.to_builtins(check_settings(scope, data.settings))
+    _audit(scope, "team.settings", settings_before, _audited_settings(team))
     broken = []
     if data.field_domains is not UNSET:
         from server.core.services.workflows import check_all_groups
@@ -134,6 +236,7 @@ def update(scope: TeamScope, data: TeamUpdate) -> TeamOut:
         set_domains(scope, check_domains(data.field_domains))
         scope.session.flush()
         broken = [r.as_dict() for r in check_all_groups(scope) if not r.ok and before.get(r.group, True)]
+        _audit(scope, "team.domains", domains_before, data.field_domains)
     commit(scope, unique_field="name")
     result = out(scope)
     result.group_checks = broken
@@ -197,43 +300,3 @@ def ensure_user(session: Session, team: Team, email: str, *, name: str | None, r
         session.add(user)
         session.flush()
     return user
-
-
-def create_key(session: Session, user: User, *, name: str = "") -> str:
-    """A new API key for ``user``; the plain key is returned here and never stored."""
-    key, prefix, digest = generate_key()
-    session.add(
-        ApiKey(team_id=user.team_id, user_id=user.id, name=name, prefix=prefix, key_hash=digest)
-    )
-    session.flush()
-    return key
-
-
-def revoke_key(session: Session, key_or_prefix: str) -> ApiKey:
-    """Revoke a key given in full or by its display prefix (``dfk_abcdef``)."""
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key_or_prefix)))
-    if row is None:
-        matches = session.scalars(select(ApiKey).where(ApiKey.prefix == key_or_prefix)).all()
-        if len(matches) > 1:
-            raise Conflict(f"{key_or_prefix}: several keys share this prefix; give the whole key")
-        row = matches[0] if matches else None
-    if row is None:
-        raise NotFound("api key", key_or_prefix)
-    row.revoked_at = row.revoked_at or utcnow()
-    return row
-
-
-def authenticate(session: Session, key: str) -> Actor:
-    """The actor an API key stands for, or :class:`Unauthorized`."""
-    row = session.execute(
-        select(
-            ApiKey.id, ApiKey.team_id, ApiKey.user_id, ApiKey.scope, ApiKey.revoked_at, User.role
-        )
-        .join(User, User.id == ApiKey.user_id)
-        .where(ApiKey.key_hash == hash_key(key))
-    ).one_or_none()
-    if row is None or row.revoked_at is not None:
-        raise Unauthorized("the API key is unknown or revoked")
-    return Actor(
-        team_id=row.team_id, user_id=row.user_id, role=row.role, key_id=row.id, scope=row.scope
-    )

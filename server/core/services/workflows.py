@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from sqlalchemy import func
 
-from server.core.definitions import validate
-from server.core.errors import GroupConflict, InvalidInput, InvalidWorkflow, NotFound
+from server.core.definitions import MAX_ACTIONS, validate
+from server.core.errors import Conflict, GroupConflict, InvalidInput, InvalidWorkflow, NotFound
 from server.core.exclusivity import GroupReport
 from server.core.exclusivity import check_group as check_documents
 from server.core.models import Workflow, WorkflowVersion
+from server.core.outbound import OutboundRefused, allow_list, check_url, is_url
 from server.core.scope import TeamScope
+from server.core.services import audit
 from server.core.services.common import bump_rules, commit, domains
 
 
@@ -55,11 +59,41 @@ def out(row: Workflow) -> WorkflowOut:
     )
 
 
+def max_actions(scope: TeamScope) -> int:
+    """The server's ``max_actions_per_workflow`` (the default when the engine has no settings)."""
+    return int(getattr(scope.engine.settings, "max_actions_per_workflow", MAX_ACTIONS))
+
+
 def check(scope: TeamScope, document: Any) -> None:
     """Raise :class:`InvalidWorkflow` listing every problem of ``document``."""
-    problems = validate(document, scope.engine.registry)
+    problems = validate(document, scope.engine.registry, max_actions=max_actions(scope))
     if problems:
         raise InvalidWorkflow([(p.path, p.message) for p in problems])
+    refused = outbound_problems(scope, document)
+    if refused:
+        raise InvalidWorkflow(refused)
+
+
+def outbound_problems(scope: TeamScope, document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Action config values that are URLs a request would be sent to (properties whose schema
+    says ``"x-dealflow-outbound": true``) and whose host is no outbound target: loopback,
+    private, link-local, metadata... unless ``outbound_allow`` admits it. Sends check again."""
+    allow = allow_list(scope.engine.settings)
+    problems = []
+    for index, config in enumerate(document.get("actions") or []):
+        action = scope.engine.registry.action(config.get("type", ""))
+        if action is None:
+            continue
+        for name, schema in (action.config_schema.get("properties") or {}).items():
+            value = config.get(name)
+            if not (schema.get("x-dealflow-outbound") and isinstance(value, str) and is_url(value)):
+                continue
+            path = f"$.actions[{index}].{name}"
+            try:
+                check_url(value.strip(), allow, field=path)
+            except OutboundRefused as exc:
+                problems.append((path, exc.message.removeprefix(f"{path}: ")))
+    return problems
 
 
 def find(scope: TeamScope, key: str) -> Workflow | None:
@@ -90,12 +124,16 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
     row = find(scope, document["id"])
     if row is not None and row.document == document:
         return out(row), False  # unchanged: nothing to check or save
+    if row is None:
+        check_room(scope)
     if document.get("exclusive") and document.get("group"):
         report = check_group(scope, str(document["group"]), replacing=document)
         if report.overlap_count or report.errors:
             raise GroupConflict(report.as_dict())
     created = row is None
     enabled = bool(document.get("enabled", True))
+    before = None if row is None else {"version": row.version, "enabled": row.enabled}
+    changed = audit.changed_keys({} if row is None else row.document, document)
     if row is None:
         row = scope.add(
             Workflow(
@@ -124,22 +162,54 @@ def save(scope: TeamScope, document: Any, key: str | None = None) -> tuple[Workf
             created_by_id=scope.actor.user_id,
         )
     )
+    audit.record(
+        scope,
+        "workflow.save",
+        row.key,
+        before,
+        {"version": row.version, "enabled": row.enabled, "changed": changed},
+    )
     bump_rules(scope)
     commit(scope)
     return out(row), created
+
+
+def check_room(scope: TeamScope) -> None:
+    """Raise :class:`Conflict` when the team already has ``max_workflows_per_team`` workflows."""
+    cap = getattr(scope.engine.settings, "max_workflows_per_team", None)
+    if cap is None:
+        return
+    count = scope.session.scalar(scope.select(Workflow, func.count(Workflow.id))) or 0
+    if count >= cap:
+        raise Conflict(
+            f"the team already has {count} workflows, the most the server allows a team "
+            f"(max_workflows_per_team, DEALFLOW_MAX_WORKFLOWS_PER_TEAM, is {cap}): delete one, "
+            "or save a new version of an existing one, before creating another"
+        )
 
 
 def set_enabled(scope: TeamScope, key: str, enabled: bool) -> WorkflowOut:
     row = get_row(scope, key)
     if row.enabled != enabled:
         row.enabled = enabled
+        audit.record(
+            scope,
+            "workflow.enable" if enabled else "workflow.disable",
+            row.key,
+            {"version": row.version, "enabled": not enabled},
+            {"version": row.version, "enabled": enabled},
+        )
         bump_rules(scope)
         commit(scope)
     return out(row)
 
 
 def delete(scope: TeamScope, key: str) -> None:
-    scope.session.delete(get_row(scope, key))
+    row = get_row(scope, key)
+    audit.record(
+        scope, "workflow.delete", key, {"version": row.version, "enabled": row.enabled}, None
+    )
+    scope.session.delete(row)
     bump_rules(scope)
     commit(scope)
 

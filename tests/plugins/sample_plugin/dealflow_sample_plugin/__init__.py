@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from server.plugin import Action, ActionContext, ActionError, hookimpl
+from server.plugin import Action, ActionContext, ActionError, hookimpl, http_client
 
 CONFIG_SCHEMA = {
     "type": "object",
@@ -106,6 +106,21 @@ def preview_with_token(config: Mapping[str, Any], context: ActionContext) -> dic
     return {"url": config["url"], "credentials": dict(context.credentials)}
 
 
+CHECKED_URL_SCHEMA = {
+    "type": "object",
+    "properties": {"url": {"type": "string", "format": "uri", "x-dealflow-outbound": True}},
+    "required": ["url"],
+    "additionalProperties": False,
+}
+
+
+def checked_post(config: Mapping[str, Any], context: ActionContext) -> dict[str, Any]:
+    """POST the record id through the shared checked client (the way plugins should)."""
+    record = context.document.get("record") or {}
+    response = http_client(context.settings).post(config["url"], json={"id": record.get("id")})
+    return {"status": response.status_code}
+
+
 def shout(value: Any) -> str:
     return f"{value}".upper() + "!"
 
@@ -154,6 +169,14 @@ def dealflow_register_actions() -> list[Action]:
             description="POST to a URL with the team's sample token (echoed, to be scrubbed).",
             max_attempts=3,
             credentials="sample",
+        ),
+        Action(
+            name="checked_post",
+            kind="side_effect",
+            config_schema=CHECKED_URL_SCHEMA,
+            execute=checked_post,
+            description="POST the record id to a URL checked at save and at send.",
+            max_attempts=3,
         ),
     ]
 

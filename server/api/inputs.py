@@ -1,0 +1,98 @@
+"""Request bodies and parameters checked at the door, before any handler reads them.
+
+- A body sent with a content type other than JSON is refused (415), not parsed as JSON anyway.
+- A body that is not UTF-8 is a 400; one nested deeper than any record or workflow needs, a 422.
+- A NUL character in the path, a query parameter or a JSON string is a 422: PostgreSQL's text
+  type cannot store one (SQLite stores it), so both databases refuse it alike."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from litestar import Request
+
+from server.core.errors import DealflowError, InvalidInput
+
+MAX_NESTING = 64
+"""Deepest nesting of JSON arrays and objects a body may have; a workflow needs about ten."""
+
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+"""``\\u0000`` escaped in a JSON text, not preceded by an odd number of backslashes."""
+
+
+class UnsupportedMediaType(DealflowError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class MalformedBody(DealflowError):
+    status = 400
+    title = "Malformed request"
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("", "application/json") or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether the JSON in ``body`` nests deeper than :data:`MAX_NESTING` (only bodies with that
+    many brackets at all are looked at closely)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_NESTING:
+        return False
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+async def check_input(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook applying the checks in this module's docstring."""
+    if "\x00" in request.url.path:
+        raise InvalidInput("path: contains a NUL character", field="path")
+    for name, value in parse_qsl(request.url.query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            raise InvalidInput(f"{name}: contains a NUL character", field=name)
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    body = await request.body()
+    if not body:
+        return
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type):
+        raise UnsupportedMediaType(
+            f"content-type: the API takes JSON bodies (application/json), not {content_type!r}",
+            field="content-type",
+        )
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(
+            f"body: not valid UTF-8 (byte {exc.start})", field="body"
+        ) from None
+    if _too_deep(body):
+        raise InvalidInput(f"body: JSON nested deeper than {MAX_NESTING} levels", field="body")
+    if b"\x00" in body or _JSON_NUL.search(body):
+        raise InvalidInput("body: a string contains a NUL character (\\u0000)", field="body")
+

@@ -1,0 +1,194 @@
+"""API keys: issue, list and revoke a team's keys, and resolve a presented key to its actor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated, Literal
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from server.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from server.core.keys import SCOPES, digest_matches, generate_key, hash_key, prefix_of
+from server.core.models import ApiKey, User, utcnow
+from server.core.scope import Actor, TeamScope
+from server.core.services import audit
+from server.core.services.common import commit
+
+log = logging.getLogger("dealflow.keys")
+
+LAST_USED_EVERY = dt.timedelta(minutes=1)
+"""``last_used_at`` is written at most this often per key, not on every request."""
+
+KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+UserId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A key to issue."""
+
+    name: KeyName
+    """What the key is for (shown in listings)."""
+    user_id: UserId | None = None
+    """The team's user the key acts as; the caller when left out."""
+    scope: Literal["ingest", "read"] | None = None
+    """Narrow the key: ``ingest`` only creates and upserts records and posts webhooks,
+    ``read`` only reads. Left out, the key acts with its user's role."""
+
+
+class KeyOut(msgspec.Struct):
+    """A key as listings show it: its prefix, never the key or its digest."""
+
+    id: int
+    name: str
+    prefix: str
+    scope: str | None
+    user_id: int
+    user_email: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class KeyCreated(KeyOut):
+    """A key just issued: the only answer that carries the key itself."""
+
+    key: str
+    """The bearer key, shown this once; store it now."""
+
+
+def check_scope(scope: str | None) -> str | None:
+    """``scope`` if it is a known scope (or None), else :class:`InvalidInput` naming ``scope``."""
+    if scope is not None and scope not in SCOPES:
+        raise InvalidInput(f"scope: {scope!r} is not one of {', '.join(SCOPES)}", field="scope")
+    return scope
+
+
+def create_key(session: Session, user: User, *, name: str = "", scope: str | None = None) -> str:
+    """A new API key for ``user``, narrowed to ``scope`` if given; the plain key is returned
+    here and never stored."""
+    key, prefix, digest = generate_key()
+    session.add(
+        ApiKey(
+            team_id=user.team_id,
+            user_id=user.id,
+            name=name,
+            prefix=prefix,
+            key_hash=digest,
+            scope=check_scope(scope),
+        )
+    )
+    session.flush()
+    return key
+
+
+def revoke_key(session: Session, key_or_prefix: str) -> ApiKey:
+    """Revoke a key given in full or by its display prefix (``dfk_abcdef``)."""
+    row = _find(session, key_or_prefix)
+    if row is None:
+        matches = session.scalars(select(ApiKey).where(ApiKey.prefix == key_or_prefix)).all()
+        if len(matches) > 1:
+            raise Conflict(f"{key_or_prefix}: several keys share this prefix; give the whole key")
+        row = matches[0] if matches else None
+    if row is None:
+        raise NotFound("api key", key_or_prefix)
+    row.revoked_at = row.revoked_at or utcnow()
+    return row
+
+
+def _find(session: Session, key: str) -> ApiKey | None:
+    """The row of ``key``: candidates share its indexed prefix, and each candidate's digest is
+    compared in constant time (no early exit), so timing tells nothing about the digest."""
+    found = None
+    for row in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix_of(key))):
+        if digest_matches(row.key_hash, key):
+            found = row
+    return found
+
+
+def authenticate(session: Session, key: str, *, now: dt.datetime | None = None) -> Actor:
+    """The actor an API key stands for, or :class:`Unauthorized`. Notes when the key was used
+    (at most once a minute)."""
+    row = _find(session, key)
+    user = session.get(User, row.user_id) if row is not None else None
+    if row is None or user is None or row.revoked_at is not None:
+        raise Unauthorized("the API key is unknown or revoked")
+    actor = Actor(
+        team_id=row.team_id, user_id=row.user_id, role=user.role, key_id=row.id, scope=row.scope
+    )
+    now = now or utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
+        _touch(session, row.id, now)
+    return actor
+
+
+def _touch(session: Session, key_id: int, now: dt.datetime) -> None:
+    # Bookkeeping only: a busy database must not turn a valid key into an error.
+    try:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        log.warning("could not note the use of API key %s: %s", key_id, exc.orig)
+
+
+# --- the team's keys, as its admins manage them over HTTP -------------------------------------
+
+
+def _out(row: ApiKey, email: str) -> KeyOut:
+    return KeyOut(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        scope=row.scope,
+        user_id=row.user_id,
+        user_email=email,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def list_(scope: TeamScope) -> list[KeyOut]:
+    """The team's keys, revoked ones included, oldest first."""
+    rows = scope.session.execute(
+        scope.select(ApiKey, ApiKey, User.email)
+        .join(User, User.id == ApiKey.user_id)
+        .order_by(ApiKey.id)
+    ).all()
+    return [_out(row, email) for row, email in rows]
+
+
+def create(scope: TeamScope, data: KeyIn) -> KeyCreated:
+    """Issue a key for the caller or another user of the team."""
+    user_id = scope.actor.user_id if data.user_id is None else data.user_id
+    user = scope.get(User, user_id, field="user_id")
+    key = create_key(scope.session, user, name=data.name, scope=data.scope)
+    row = scope.session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).one()
+    out = _out(row, user.email)
+    audit.record(scope, "key.create", row.id, None, key_summary(row, user.email))
+    commit(scope)
+    return KeyCreated(**msgspec.structs.asdict(out), key=key)
+
+
+def revoke(scope: TeamScope, key_id: int) -> None:
+    """Revoke one of the team's keys; revoking a revoked key changes nothing."""
+    row = scope.get(ApiKey, key_id)
+    if row.revoked_at is not None:
+        return
+    before = key_summary(row)
+    row.revoked_at = utcnow()
+    audit.record(scope, "key.revoke", row.id, before, {**before, "revoked": True})
+    commit(scope)
+
+
+def key_summary(row: ApiKey, email: str | None = None) -> dict[str, object]:
+    """What the audit log keeps of a key: never the key or its digest."""
+    out: dict[str, object] = {"name": row.name, "prefix": row.prefix, "scope": row.scope,
+                              "user_id": row.user_id}
+    if email is not None:
+        out["user_email"] = email
+    return out
