@@ -18,6 +18,7 @@ from server.api.inputs import check_input
 from server.api.problems import internal_error, problem_details_config
 from server.api.ratelimit import RateLimitMiddleware
 from server.api.request_id import RequestIdMiddleware, send_request_id
+from server.console import SignInLimiter, console_router, send_security_headers, template_config
 from server.core.ratelimit import RedisBuckets, make_buckets
 from server.core.runtime import build_runtime
 from server.settings import Settings, load_settings
@@ -34,12 +35,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     runtime = build_runtime(settings, engine)
     rate_limiter = make_buckets(settings)
     app = Litestar(
-        route_handlers=[api_router(), healthz],
+        route_handlers=[api_router(), console_router(), healthz],
         on_startup=[runtime.start],
         on_shutdown=[runtime.close],
         guards=[check_access],
         before_request=check_input,
-        before_send=[send_request_id],  # on every answer, errors included
+        before_send=[send_request_id, send_security_headers],  # on every answer, errors too
         middleware=[
             RequestIdMiddleware,
             DefineMiddleware(ApiKeyMiddleware, exclude=[f"^{p}" for p in PUBLIC_PATHS]),
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             RateLimitMiddleware(),
         ],
         plugins=[ProblemDetailsPlugin(problem_details_config())],
+        template_config=template_config(),
         exception_handlers={500: internal_error},
         openapi_config=OpenAPIConfig(
             title="Dealflow",
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = runtime.db
     app.state.session_factory = runtime.sessions
     app.state.rate_limiter = rate_limiter
+    app.state.console_sign_in_limiter = SignInLimiter()
     if isinstance(rate_limiter, RedisBuckets):
         app.on_shutdown.append(rate_limiter.close)
     logging.getLogger("dealflow").setLevel(logging.INFO)

@@ -1,6 +1,7 @@
 """Request bodies and parameters checked at the door, before any handler reads them.
 
-- A body sent with a content type other than JSON is refused (415), not parsed as JSON anyway.
+- A body sent with a content type other than JSON is refused (415), not parsed as JSON anyway
+  (only the admin console's HTML forms, under ``/console``, may be URL-encoded).
 - A body that is not UTF-8 is a 400; one nested deeper than any record or workflow needs, a 422.
 - A NUL character in the path, a query parameter or a JSON string is a 422: PostgreSQL's text
   type cannot store one (SQLite stores it), so both databases refuse it alike."""
@@ -37,6 +38,10 @@ def _is_json(content_type: str) -> bool:
     return media in ("", "application/json") or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 def _too_deep(body: bytes) -> bool:
@@ -80,6 +85,11 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
     if not body:
         return
     content_type = request.headers.get("content-type", "")
+    if request.route_handler.opt.get("console") and _is_form(content_type):
+        # The admin console's HTML forms: URL-encoded, checked by the console's handlers.
+        if b"\x00" in body or b"%00" in body:
+            raise InvalidInput("body: a field contains a NUL character", field="body")
+        return
     if not _is_json(content_type):
         raise UnsupportedMediaType(
             f"content-type: the API takes JSON bodies (application/json), not {content_type!r}",

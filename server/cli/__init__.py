@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from server.cli import admin, audit, executions, groups, hooks, plugins, runs, worker, workflows
-from server.cli import report, schedule, secret
+from server.cli import report, schedule, secret, users
 from server.core.errors import DealflowError
 
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_commands(commands)
     plugins.add_commands(commands)
     report.add_commands(commands)
+    users.add_commands(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"Dealflow serving on http://{args.host}:{args.port} (API docs: http://{args.host}:{args.port}/schema)"
     )
+    print(f"Admin console: http://{args.host}:{args.port}/console")
     if config.redis_url:
         print("Side effects: queued on Redis for `dealflow worker` processes")
     else:
@@ -153,6 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"demo API key: {result.key}")
     print(f"API docs:     {base}/schema")
+    print(f"console:      {base}/console (sign in with the demo API key)")
     print(f"try:          curl -H 'Authorization: Bearer {result.key}' {base}/api/v1/deals")
     return 0
 

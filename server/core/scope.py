@@ -27,6 +27,8 @@ class Actor:
     role: str = "admin"
     key_id: int | None = None
     scope: str | None = None
+    via: str | None = None
+    """How the actor reached Dealflow when it is not plain from the key: ``console``."""
 
 
 class TeamScope:

@@ -4,6 +4,7 @@ from server.core.models.api_key import ApiKey
 from server.core.models.audit import AuditEntry
 from server.core.models.base import Base, utcnow
 from server.core.models.communication import Communication
+from server.core.models.console_session import ConsoleSession
 from server.core.models.contact import Contact
 from server.core.models.credential import TeamCredential
 from server.core.models.deal import Deal
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Communication",
+    "ConsoleSession",
     "Contact",
     "Deal",
     "FieldDomain",

@@ -19,3 +19,5 @@ class User(TeamOwned, Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(16), default="member")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """``scrypt$n$r$p$salt$hash`` for signing in to the console; null: no password set."""

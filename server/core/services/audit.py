@@ -62,9 +62,7 @@ def _add(
         raise ValueError(f"unknown audit action {action!r}")
     row = AuditEntry(
         team_id=team_id,
-        # A change made with an API key came through the API; without one, from the CLI
-        # (which acts as the team's first admin, or as no user at all).
-        via="api" if actor is not None and actor.key_id is not None else "cli",
+        via=_via(actor),
         user_id=(actor.user_id or None) if actor is not None else None,
         key_id=actor.key_id if actor is not None else None,
         request_id=request_id.get(),
@@ -155,3 +153,12 @@ __all__ = [
     "record_for",
     "request_id",
 ]
+
+
+def _via(actor: Actor | None) -> str:
+    """``console`` for a console session; otherwise a change made with an API key came
+    through the API, one without from the CLI (which acts as the team's first admin, or as
+    no user at all)."""
+    if actor is not None and actor.via:
+        return actor.via
+    return "api" if actor is not None and actor.key_id is not None else "cli"
