@@ -43,12 +43,18 @@ def created_spec(out: type[Any]) -> dict[int, ResponseSpec]:
 
 def upserted(
     request: Request[Any, Any, Any], record: T, created: bool, read: str, **path: Any
-) -> Response[T]:
-    """201 with the record's ``Location`` when it was created, 200 when it was updated."""
+) -> Response[Any]:
+    """201 with the record's ``Location`` when it was created, 200 when it was updated.
+
+    An ``ingest`` key gets only the record's ``id`` and ``external_id``: it may write records,
+    not read them, and the whole record of an existing external id would be a read."""
+    body: Any = record
+    if getattr(request.user, "scope", None) == "ingest":
+        body = {"id": getattr(record, "id"), "external_id": getattr(record, "external_id")}
     if not created:
-        return Response(record, status_code=200)
+        return Response(body, status_code=200)
     location = request.app.route_reverse(read, **path)
-    return Response(record, status_code=201, headers={"Location": location})
+    return Response(body, status_code=201, headers={"Location": location})
 
 
 def missing_external_id() -> InvalidInput:

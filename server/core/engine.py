@@ -435,11 +435,26 @@ def hand_over_after_commit(factory: sessionmaker[Session], submit: Any, notify: 
         if events and notify is not None:
             notify(events)
 
-    def after_rollback(session: Session) -> None:
+    def after_rollback(session: Session, previous: Any) -> None:
+        if previous.nested:
+            # A savepoint: what the outer transaction wrote before it stands. Who opened the
+            # savepoint forgets what it added (see :func:`pending_marks`).
+            return
         session.info.pop(PENDING_KEY, None)
         session.info.pop(EVENTS_KEY, None)
 
     sa_event.listen(factory, "after_commit", after_commit)
-    sa_event.listen(
-        factory, "after_soft_rollback", lambda session, previous: after_rollback(session)
-    )
+    sa_event.listen(factory, "after_soft_rollback", after_rollback)
+
+
+def pending_marks(session: Session) -> tuple[int, int]:
+    """How many executions and events the session holds for after its commit: taken before a
+    savepoint, so that :func:`forget_since` can drop what a rolled-back savepoint added."""
+    return len(session.info.get(PENDING_KEY, ())), len(session.info.get(EVENTS_KEY, ()))
+
+
+def forget_since(session: Session, marks: tuple[int, int]) -> None:
+    """Drop the executions and events added after ``marks`` (their rows were rolled back)."""
+    for key, keep in zip((PENDING_KEY, EVENTS_KEY), marks, strict=True):
+        if key in session.info:
+            del session.info[key][keep:]

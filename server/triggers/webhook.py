@@ -59,7 +59,11 @@ def matches_record(config: Mapping[str, Any], record: Mapping[str, Any], value: 
     # A lead carries its contact's email under ``contact``; a contact has its own.
     holder = (record.get("contact") or {}) if "contact" in record else record
     email = holder.get("email")
-    return isinstance(value, str) and isinstance(email, str) and email.lower() == value.lower()
+    return (
+        isinstance(value, str)
+        and isinstance(email, str)
+        and email.strip().lower() == value.strip().lower()
+    )
 
 
 class Webhook(Trigger):

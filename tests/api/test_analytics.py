@@ -697,3 +697,20 @@ def test_offset_segments_find_each_transition_to_the_second(zone, want) -> None:
     end = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
     found = offset_segments(ZoneInfo(zone), start, end)
     assert [(until.isoformat(), seconds) for until, seconds in found] == want
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_stay_text(api) -> None:
+    # Given a lead recycled with a reason typed like a spreadsheet formula
+    contact = api.post("/api/v1/contacts", json={"name": "Ann"}).json()
+    lead = api.post("/api/v1/leads", json={"contact_id": contact["id"], "stage": "sal"}).json()
+    reason = "=HYPERLINK(\"http://evil.example\",\"click\")"
+    resp = api.patch(f"/api/v1/leads/{lead['id']}", json={"stage": "recycled", "stage_reason": reason})
+    assert resp.status_code == 200, resp.text
+    # When the funnel of the last 90 days is read as CSV
+    resp = api.get(f"{URL}/funnel", headers={"Accept": "text/csv"})
+    assert resp.status_code == 200, resp.text
+    table = list(csv.reader(io.StringIO(resp.text)))
+    # Then the reason is there as text, not as a formula; the JSON keeps it as typed
+    reasons = [row[2] for row in table[1:] if row[0] == "recycled" and row[2]]
+    assert reasons == ["'" + reason]
+    assert [r["reason"] for r in api.get(f"{URL}/funnel").json()["recycles"]] == [reason]

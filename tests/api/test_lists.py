@@ -211,6 +211,23 @@ def test_follow_up_is_ordered_by_open_deal_value_then_score_then_wait(in_berlin)
     assert by_id[w]["days_since_contact"] == 45
 
 
+def test_follow_up_pages_through_ties_of_summed_cents(in_berlin) -> None:
+    api = in_berlin
+    # Given four due contacts whose open deals each add up to 0.10 + 0.20
+    people = [contact(api, f"P{n}", last_contacted_at=berlin(dt.date(2029, 12, 1), 9))
+              for n in range(4)]
+    for contact_id in people:
+        for amount in ("0.10", "0.20"):
+            resp = api.post("/api/v1/deals", json={"title": "D", "contact_id": contact_id,
+                                                    "amount": amount})
+            assert resp.status_code == 201, resp.text
+    # When the queue is read one contact per page
+    items = walk(api, "follow-up", days=7, as_of=AS_OF.isoformat(), limit=1)
+    # Then every page follows the last (a sum in floating point would lose the ties)
+    assert [i["contact_id"] for i in items] == people
+    assert {i["open_deal_value"] for i in items} == {0.3}
+
+
 def test_follow_up_defaults_to_today(in_berlin) -> None:
     api = in_berlin
     now = dt.datetime.now(BERLIN)

@@ -149,6 +149,24 @@ def test_an_ingest_key_upserts_and_posts_webhooks_but_reads_nothing(
     assert api.get(f"/api/v1/deals/{upsert.json()['id']}").json()["title"] == "From CRM"
 
 
+def test_an_ingest_keys_upsert_answers_the_id_not_the_record(api: Any) -> None:
+    # Given a deal an admin filled in, with an external id an ERP knows
+    deal = api.post("/api/v1/deals", json={"title": "Initech", "amount": 50000,
+                                            "external_id": "erp-1",
+                                            "custom": {"note": "private"}}).json()
+    ingest = bearer(issue(api, name="erp", scope="ingest")["key"])
+    # When the ingest key upserts it and a new one
+    updated = api.put("/api/v1/deals/external/erp-1", json={"title": "Initech"}, headers=ingest)
+    created = api.put("/api/v1/deals/external/erp-2", json={"title": "Globex"}, headers=ingest)
+    # Then the answers name the records, and carry nothing the key may not read
+    assert (updated.status_code, updated.json()) == (200, {"id": deal["id"], "external_id": "erp-1"})
+    assert created.status_code == 201 and set(created.json()) == {"id", "external_id"}
+    assert created.headers["location"] == f"/api/v1/deals/{created.json()['id']}"
+    # while an admin's upsert still answers the whole record
+    full = api.put("/api/v1/deals/external/erp-1", json={"title": "Initech"})
+    assert full.status_code == 200 and full.json()["custom"] == {"note": "private"}
+
+
 def test_a_read_key_reads_but_changes_nothing(api: Any) -> None:
     # Given a deal and a read key of team A's admin
     deal = api.post("/api/v1/deals", json={"title": "Big", "amount": 5000}).json()

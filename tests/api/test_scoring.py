@@ -150,9 +150,9 @@ def test_behaviour_events_change_the_score_of_the_contacts_lead(setup: Setup) ->
     # Given a lead at mql whose contact has an email
     lead = setup.lead("ada@initech.example", stage="lead")
 
-    # When a pricing visit, a visit elsewhere and an email click are posted (any email case)
+    # When a pricing visit, a visit elsewhere and an email click are posted (any email case, blanks around it)
     answers = [
-        setup.post(visit("Ada@Initech.example")),
+        setup.post(visit(" Ada@Initech.example ")),
         setup.post(visit("ada@initech.example", "https://acme.example/blog")),
         setup.post({"event": "email_click", "email": "ada@initech.example"}),
     ]

@@ -4,6 +4,8 @@ webhook workflows they run (conditions over the payload, side effects sent to a 
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import datetime as dt
 import hashlib
@@ -284,6 +286,35 @@ def test_a_body_over_the_limit_is_refused_with_413(
     )
     assert_problem(resp, 413)
     assert count(engine, Event) == 0
+
+
+def test_an_endless_body_is_refused_after_the_limit_not_read_whole(
+    api: TestClient[Litestar], app: Litestar, team: Any, setup: str
+) -> None:
+    # Given a sender streaming 4 MiB in 64 KiB chunks to the public route (no API key)
+    limit = app.state.settings.webhook_max_body_size
+    chunk, chunks = b"x" * 65536, 64
+    taken: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        taken.append(1)
+        return {"type": "http.request", "body": chunk, "more_body": len(taken) < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": f"/api/v1/hooks/{team.team_id}/{HOOK}", "raw_path": b"",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80), "headers": [(b"content-type", b"application/json")],
+    }
+    # When the app answers it
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    # Then it is a 413, and the server stopped reading just past its limit
+    assert sent[0]["status"] == 413
+    assert len(taken) <= limit // len(chunk) + 2 < chunks
 
 
 def test_an_unknown_or_disabled_hook_is_404_naming_it(

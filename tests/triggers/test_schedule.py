@@ -5,6 +5,7 @@ with an injected clock."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, select
 
 from server.core.db import make_engine, make_session_factory
 from server.core.definitions import validate
-from server.core.engine import WorkflowEngine
+from server.core.engine import WorkflowEngine, hand_over_after_commit
 from server.core.models import ActionExecution, Event, Lead, Run, ScheduleOccurrence, Team, utcnow
 from server.core.plugins import load_registry
 from server.core.runtime import build_runtime
@@ -365,6 +366,31 @@ def test_two_scanners_at_once_fire_each_occurrence_once(world: World, db_url: st
     assert sum(counts) == 5
     assert sorted(r for r, _ in world.fired("quiet-14")) == [p.id for p in people]
     assert world.occurrences() == 5
+
+
+def test_losing_the_race_for_one_occurrence_keeps_what_the_others_hand_over(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a workflow with a side effect, and a scan that meets one occurrence twice (as
+    # when another process fires it between this scan's query and its insert)
+    document = json.loads((files("workflows") / "lead-sla-sal.json").read_text())
+    world.workflow(document)
+    world.team_settings(stage_sla_hours={"sal": 24}, notification_channels=["slack"])
+    lead = world.lead(world.contact().id, "sal")
+    kinds = importlib.import_module("server.triggers.schedule.kinds")
+    real = kinds.DUE["sla_breached"]
+    monkeypatch.setitem(kinds.DUE, "sla_breached", lambda *args: [*real(*args), *real(*args)])
+    submitted: list[int] = []
+    sessions = make_session_factory(world.db)
+    hand_over_after_commit(sessions, submitted.extend)
+    # When it scans
+    fired = world.scan(Clock(entered(world, lead.id) + dt.timedelta(hours=25)), sessions)
+    # Then the first fired, the repeat lost cleanly, and the first's execution is still
+    # handed over after the commit (not dropped with the savepoint of the repeat)
+    assert fired == 1
+    with world.sessions() as session:
+        (execution,) = session.scalars(select(ActionExecution))
+    assert submitted == [execution.id]
 
 
 def test_a_scan_fires_at_most_a_batch_per_workflow_and_the_next_scan_the_rest(

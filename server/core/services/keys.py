@@ -99,25 +99,41 @@ def revoke_key(session: Session, key_or_prefix: str) -> ApiKey:
     return row
 
 
-def _find(session: Session, key: str) -> ApiKey | None:
-    """The row of ``key``: candidates share its indexed prefix, and each candidate's digest is
-    compared in constant time (no early exit), so timing tells nothing about the digest."""
+def _candidates(session: Session, key: str) -> list[tuple[ApiKey, str]]:
+    """The keys sharing ``key``'s indexed prefix, each with its user's role (one query)."""
+    stmt = (
+        select(ApiKey, User.role)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.prefix == prefix_of(key))
+    )
+    return [(row, role) for row, role in session.execute(stmt)]
+
+
+def _match(candidates: list[tuple[ApiKey, str]], key: str) -> tuple[ApiKey, str] | None:
+    """The candidate whose digest is ``key``'s, each compared in constant time (no early
+    exit), so timing tells nothing about the digest."""
     found = None
-    for row in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix_of(key))):
+    for row, role in candidates:
         if digest_matches(row.key_hash, key):
-            found = row
+            found = (row, role)
     return found
+
+
+def _find(session: Session, key: str) -> ApiKey | None:
+    """The row of ``key``, or None."""
+    found = _match(_candidates(session, key), key)
+    return found[0] if found is not None else None
 
 
 def authenticate(session: Session, key: str, *, now: dt.datetime | None = None) -> Actor:
     """The actor an API key stands for, or :class:`Unauthorized`. Notes when the key was used
     (at most once a minute)."""
-    row = _find(session, key)
-    user = session.get(User, row.user_id) if row is not None else None
-    if row is None or user is None or row.revoked_at is not None:
+    found = _match(_candidates(session, key), key)
+    if found is None or found[0].revoked_at is not None:
         raise Unauthorized("the API key is unknown or revoked")
+    row, role = found
     actor = Actor(
-        team_id=row.team_id, user_id=row.user_id, role=user.role, key_id=row.id, scope=row.scope
+        team_id=row.team_id, user_id=row.user_id, role=role, key_id=row.id, scope=row.scope
     )
     now = now or utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Numeric, Select, and_, case, func, literal, or_, select
 from sqlalchemy.sql import Subquery
 
 from server.core.errors import InvalidInput
@@ -225,7 +225,9 @@ def follow_up(
     cutoff = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(0), zone)
     last = func.coalesce(Contact.last_contacted_at, Contact.created_at)
     open_value = (
-        select(func.coalesce(func.sum(Deal.amount), 0))
+        # Rounded to cents in SQL: SQLite sums money as REAL (0.10 + 0.20 is not 0.30), and the
+        # next page's cursor compares with the value this page gave.
+        select(func.round(func.coalesce(func.sum(Deal.amount), 0), 2, type_=Numeric(16, 2)))
         .where(Deal.contact_id == Contact.id, Deal.status == "open", Deal.team_id == scope.team_id)
         .scalar_subquery()
     )

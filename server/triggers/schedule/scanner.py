@@ -83,19 +83,24 @@ def _scan_workflow(
     scope: TeamScope, wf: CompiledWorkflow, moment: dt.datetime, batch: int
 ) -> int:
     """Fire up to ``batch`` due occurrences of one workflow and commit; how many fired."""
+    from server.core.engine import forget_since, pending_marks  # the engine imports triggers
+
     session = scope.session
     kind = wf.trigger_config["kind"]
     due = DUE[kind](session, scope.team, wf.key, wf.trigger_config, moment, batch)
     fired = 0
     for row, occurrence in due:
+        marks = pending_marks(session)
         try:
             # One savepoint per occurrence: losing a race for one does not undo the others.
             with session.begin_nested():
                 _fire(scope, wf.key, row, occurrence)
             fired += 1
         except AlreadyFired:
+            forget_since(session, marks)
             log.debug("%s for %s#%s already fired", wf.key, occurrence.entity, row.id)
         except Exception:  # noqa: BLE001 - one broken record must not stop the scan
+            forget_since(session, marks)
             log.exception("schedule %s for %s#%s failed", wf.key, occurrence.entity, row.id)
     session.commit()
     if fired:

@@ -55,5 +55,16 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     headers, rows = as_table(report)
     writer.writerow(headers)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([[_cell(v) for v in row] for row in rows])
     return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for ``null``; text a spreadsheet would run as a formula (it starts
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a platform name, a recycle
+    reason, a user's name are typed by people) is prefixed with ``'`` and so stays text."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
