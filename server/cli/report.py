@@ -1,6 +1,7 @@
 """``dealflow report volume|channels|users|funnel|forecast``: analytics as tables, CSV or charts.
 
-Charts are drawn with matplotlib (the ``charts`` extra), imported only when ``--chart`` is given.
+Charts are drawn by :mod:`server.core.charts` with matplotlib (the ``charts`` extra), imported
+only when ``--chart`` is given.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from server.cli.common import admin_scope, runtime, table
 from server.core.errors import DealflowError
 
 REPORTS = ("volume", "channels", "users", "funnel", "forecast")
-CHARTED = ("volume", "funnel", "forecast")
+CHARTED = ("volume", "funnel", "forecast")  # server.core.charts.CHARTED
 MONEY = {"revenue_won", "cost", "amount", "weighted_amount"}
 SHARES = {"contact_rate", "deal_rate", "win_rate", "outreach_to_won", "conversion_rate"}
 SHARES |= {"sla_compliance", "roi"}
-TYPE_ORDER = ["platform", "email", "call", "social", "messenger"]
 INSTALL_HINT = "--chart needs matplotlib: pip install 'dealflow[charts]'"
 
 
@@ -109,81 +109,11 @@ def check_chart(report: str, path: Path) -> None:
 
 
 def draw(kind: str, report: Any, path: Path) -> None:
-    """Write the chart of ``report`` to ``path`` (PNG or SVG by its suffix)."""
-    import matplotlib
+    """Write the chart of ``report`` to ``path`` (PNG or SVG by its suffix): the drawing the
+    console serves too (:mod:`server.core.charts`)."""
+    from server.core import charts
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    # Text stays text in SVG (small files), and the same data gives the same file.
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "dealflow", "font.size": 9}):
-        fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
-        try:
-            {"volume": _volume, "funnel": _funnel, "forecast": _forecast}[kind](ax, report)
-            ax.spines[["top", "right"]].set_visible(False)
-            fmt = path.suffix.lower().lstrip(".")
-            stamp = {"Date": None} if fmt == "svg" else None
-            fig.savefig(path, format=fmt, dpi=100, metadata=stamp)
-        finally:
-            plt.close(fig)
-
-
-def _volume(ax: Any, report: Any) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    labels = report.buckets
-    series: dict[tuple[int, str], dict[str, int]] = {}
-    for row in report.rows:
-        # One colour per type (in code order) or user (in id order), whatever the data.
-        if row.type:
-            key = (TYPE_ORDER.index(row.type) if row.type in TYPE_ORDER else 99, row.type)
-        elif row.user_id is not None:
-            key = (row.user_id, row.user or str(row.user_id))
-        else:
-            key = (0, "outreach")
-        series.setdefault(key, {})[row.bucket] = row.outreach
-    bottom = [0] * len(labels)
-    for (_, name), counts in sorted(series.items()):
-        values = [counts.get(label, 0) for label in labels]
-        ax.bar(range(len(labels)), values, bottom=bottom, label=name)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    step = max(1, len(labels) // 12)
-    ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=45, ha="right")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("outreach")
-    ax.set_title(f"Outreach per {report.bucket} ({report.timezone})")
-    if len(series) > 1:
-        ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
-
-
-def _funnel(ax: Any, report: Any) -> None:
-    stages = [s for s in report.stages if s.stage != "recycled"]
-    names = [s.stage for s in stages][::-1]
-    values = [s.entered for s in stages][::-1]
-    bars = ax.barh(names, values, color="#4c72b0")
-    notes = [
-        f"{s.entered}" + (f"  → {s.conversion_rate:.0%}" if s.conversion_rate is not None else "")
-        for s in stages
-    ][::-1]
-    ax.bar_label(bars, notes, padding=3)
-    ax.set_xlabel("leads that entered the stage")
-    ax.set_title(f"Lead funnel, {report.date_from} to {report.date_to}")
-    ax.margins(x=0.2)
-
-
-def _forecast(ax: Any, report: Any) -> None:
-    months = sorted({r.month for r in report.rows if r.month})
-    currencies = sorted({r.currency for r in report.rows if r.month})
-    width = 0.8 / max(1, len(currencies))
-    for n, currency in enumerate(currencies):
-        sums = {r.month: r.weighted_amount for r in report.rows if r.currency == currency}
-        xs = [i + n * width for i in range(len(months))]
-        ax.bar(xs, [sums.get(m, 0) for m in months], width=width, label=currency)
-    ax.set_xticks([i + width * (len(currencies) - 1) / 2 for i in range(len(months))], months)
-    ax.set_ylabel("weighted amount")
-    ax.set_title("Forecast of open deals per expected close month")
-    if len(currencies) > 1:
-        ax.legend(frameon=False)
+    charts.write(kind, report, path)
 
 
 def add_commands(commands: Any) -> None:

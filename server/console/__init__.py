@@ -15,7 +15,10 @@ from litestar.types import Message, Scope
 
 from server.console.auth import PATH, Refused, SignInNeeded
 from server.console.limits import SignInLimiter
+from server.console.insights import HANDLERS as INSIGHTS
 from server.console.pages import HANDLERS
+from server.console.settings import HANDLERS as SETTINGS
+from server.console.workflow_tools import HANDLERS as WORKFLOW_TOOLS
 
 HERE = Path(__file__).parent
 
@@ -55,7 +58,7 @@ def console_router() -> Router:
     )
     return Router(
         path=PATH,
-        route_handlers=[*HANDLERS, static],
+        route_handlers=[*HANDLERS, *WORKFLOW_TOOLS, *INSIGHTS, *SETTINGS, static],
         include_in_schema=False,
         opt=CONSOLE_OPT,
         exception_handlers={Refused: _refused, SignInNeeded: _sign_in_needed},

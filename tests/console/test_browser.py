@@ -195,7 +195,8 @@ def test_pages_fit_a_phone_and_work_from_the_keyboard(
     page.keyboard.type(key)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Workflows")).to_be_visible()
-    for path in ("/console/workflows", f"/console/workflows/{LADDER}", "/console/runs"):
+    for path in ("/console/workflows", f"/console/workflows/{LADDER}", "/console/runs",
+                 f"/console/workflows/{LADDER}/versions", "/console/groups/deal_probability"):
         page.goto(path)
         # Wide tables scroll inside their box; the page itself never scrolls sideways
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path

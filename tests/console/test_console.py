@@ -3,6 +3,7 @@ showing what the API shows (the browser tests in test_browser.py drive the same 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from typing import Any
@@ -13,6 +14,8 @@ from litestar.testing import TestClient
 
 from server.core.db import make_session_factory, transaction
 from server.core.models import ConsoleSession, Team
+from server.core.scope import Actor, TeamScope
+from server.core.services.activity import workflow_activity
 from server.core.services.console_sessions import set_password
 from server.core.services.teams import create_key, find_team
 from server.core.starter import shipped_documents
@@ -327,6 +330,28 @@ def test_the_workflows_figures_equal_the_apis(
         assert errors and int(errors.group(1)) == len(api_errors), key
     assert int(re.search(rf'data-workflow="{LADDER}">.*?data-runs><a [^>]*>(\d+)', page,
                          re.S).group(1)) >= 2  # both deals (and what their updates caused)
+
+
+def test_activity_counts_the_window_and_finds_an_older_last_run(
+    app: Litestar, console: TestClient[Litestar], starter: None, team: Any
+) -> None:
+    # Given one deal whose save the 60 % step matched
+    deal = {"title": "A", "stage": "proposal",
+            "custom": {"proposal_type": "budgetary", "relationship": "high"}}
+    assert console.post("/api/v1/deals", json=deal, headers=team.headers).status_code == 201
+    runs = console.get("/api/v1/runs", params={"workflow": LADDER},
+                       headers=team.headers).json()["items"]
+    ran = max(dt.datetime.fromisoformat(r["created_at"]) for r in runs)
+    runtime = app.state.runtime
+    with runtime.sessions() as session:
+        scope = TeamScope(session, Actor(team.team_id, team.user_id), runtime.engine)
+        # When the activity is read now, and two days later
+        today = workflow_activity(scope, now=ran + dt.timedelta(minutes=1))
+        later = workflow_activity(scope, now=ran + dt.timedelta(days=2))
+    # Then the run counts in its window only, and stays the last run afterwards
+    assert runs and (today[LADDER].runs, today[LADDER].last_run_at) == (len(runs), ran)
+    assert (later[LADDER].runs, later[LADDER].last_run_at) == (0, ran)
+    assert later["deal-probability-10"].last_run_at is None
 
 
 def test_a_deals_run_is_found_in_the_explorer_and_explained(

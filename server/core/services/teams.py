@@ -243,6 +243,25 @@ def update(scope: TeamScope, data: TeamUpdate) -> TeamOut:
     return result
 
 
+def check_domain_change(scope: TeamScope, domains: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """What replacing the team's field domains with ``domains`` would break, without saving:
+    the report of each exclusive group that passes now and would not (the ``group_checks``
+    that :func:`update` answers after saving). Invalid paths or value lists are refused as
+    :func:`update` refuses them."""
+    from server.core.services.workflows import check_all_groups
+
+    check_domains(domains)
+    before = {r.group: r.ok for r in check_all_groups(scope)}
+    stored = scope.__dict__.get("_domains")
+    # The group checks read the team's domains through this per-scope cache.
+    scope.__dict__["_domains"] = {path: list(values) for path, values in domains.items()}
+    try:
+        after = check_all_groups(scope)
+    finally:
+        scope.__dict__["_domains"] = stored
+    return [r.as_dict() for r in after if not r.ok and before.get(r.group, True)]
+
+
 def set_domains(scope: TeamScope, domains: dict[str, list[str]]) -> None:
     """Replace the team's field domains with ``domains``."""
     scope.session.execute(delete(FieldDomain).where(FieldDomain.team_id == scope.team_id))
