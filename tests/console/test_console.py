@@ -354,6 +354,24 @@ def test_activity_counts_the_window_and_finds_an_older_last_run(
     assert later["deal-probability-10"].last_run_at is None
 
 
+def test_a_loop_stopped_run_shows_its_cycle(
+    console: TestClient[Litestar], team: Any
+) -> None:
+    # Given a workflow that increments custom.n whenever custom.n changes, and a deal
+    counter = {"id": "self", "name": "self", "entity": "deal",
+               "trigger": {"type": "record_saved", "fields": ["custom.n"]},
+               "actions": [{"type": "formula", "field": "custom.n", "expression": "custom.n + 1"}]}
+    assert console.post("/api/v1/workflows", json=counter, headers=team.headers).is_success
+    deal = console.post("/api/v1/deals", json={"title": "Initech"}, headers=team.headers).json()
+    # When n is set, and the loop it starts is stopped
+    console.patch(f"/api/v1/deals/{deal['id']}", json={"custom": {"n": 0}}, headers=team.headers)
+    # Then the explorer lists the loop run, and its page names the cycle
+    listing = console.get("/console/runs", params={"status": "loop"}).text
+    (run_id,) = set(re.findall(r'href="/console/runs/(\d+)"', listing))
+    page = console.get(f"/console/runs/{run_id}").text
+    assert "Loop stopped: self set custom.n → self" in page
+
+
 def test_a_deals_run_is_found_in_the_explorer_and_explained(
     console: TestClient[Litestar], starter: None, team: Any
 ) -> None:
