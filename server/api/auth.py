@@ -122,15 +122,6 @@ def check_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
         raise forbidden(level, actor)
 
 
-def admin_only(
-    connection: ASGIConnection[Any, Actor, Any, Any], _handler: BaseRouteHandler
-) -> None:
-    """Guard for a handler that cannot declare ``opt={"access": "admin"}`` (prefer that)."""
-    actor = connection.user
-    if kind_of(actor) != "admin":
-        raise forbidden("admin", actor)
-
-
 def provide_scope(request: Request[Actor, Any, Any]) -> Iterator[TeamScope]:
     """A session scoped to the caller's team, closed (rolled back if uncommitted) afterwards."""
     runtime = request.app.state.runtime
