@@ -57,6 +57,9 @@ def resolve(
     team = scope.team
     index = scope.engine.index.for_team(scope.session, team.id, team.workflows_rev)
     targets: dict[tuple[str, int], Target] = {}
+    # Workflows of one hook usually address one record the same way (the shipped scoring
+    # workflows all by the payload's email): each lookup is made once per event.
+    found: dict[tuple[str, str, str], Any] = {}
     skipped = []
     for (entity, trigger), listening in sorted(index.by_key.items(), key=lambda i: str(i[0])):
         if trigger != "webhook" or entity is None:
@@ -70,7 +73,10 @@ def resolve(
             except Exception as exc:  # noqa: BLE001 - recorded as the reason it was skipped
                 reason = f"trigger.record.{key}: {expression}: {exc}"
             else:
-                row = _find(scope, entity, key, value)
+                lookup = (entity, key, repr(value))
+                if lookup not in found:
+                    found[lookup] = _find(scope, entity, key, value)
+                row = found[lookup]
                 if row is not None:
                     target = targets.setdefault((entity, row.id), Target(entity, row))
                     target.workflows.append(wf.key)
