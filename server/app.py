@@ -21,6 +21,7 @@ from server.api.request_id import RequestIdMiddleware, send_request_id
 from server.console import SignInLimiter, console_router, send_security_headers, template_config
 from server.core.ratelimit import RedisBuckets, make_buckets
 from server.core.runtime import build_runtime
+from server.core.services.keys import KeyCache
 from server.settings import Settings, load_settings
 
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = runtime.db
     app.state.session_factory = runtime.sessions
     app.state.rate_limiter = rate_limiter
+    app.state.key_cache = KeyCache()
     app.state.console_sign_in_limiter = SignInLimiter()
     if isinstance(rate_limiter, RedisBuckets):
         app.on_shutdown.append(rate_limiter.close)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import msgspec
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -29,15 +32,29 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _json_dumps(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+_encoder = msgspec.json.Encoder()
+JSON_CODEC: dict[str, Any] = {
+    "json_serializer": _json_dumps,
+    "json_deserializer": msgspec.json.decode,
+}
+"""JSON columns (event documents, run logs) through msgspec: several times faster than the
+json module on the save path, and NaN or infinity stored as null rather than as text no
+JSON reader accepts."""
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` with the settings each backend needs."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **JSON_CODEC)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **JSON_CODEC)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -16,11 +16,12 @@ from server.core.action import ActionContext, ActionError
 from server.core.change import Change, diff
 from server.core.conditions import Outcome, evaluate
 from server.core.errors import DealflowError
+from server.core.fastsql import writer
 from server.core.matching import CompiledGroup, CompiledWorkflow, WorkflowIndex
 from server.core.models import ActionExecution, Event, Run, Team, utcnow
 from server.core.plugins import Registry
-from server.core.records import record_type
-from server.core.scope import TeamScope
+from server.core.records import RecordState, record_type
+from server.core.scope import TeamInfo, TeamScope
 from server.triggers.lead_acquired import outreach_payload
 
 MAX_DEPTH = 5
@@ -62,7 +63,7 @@ class RunReport:
     notes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def team_document(team: Team) -> dict[str, Any]:
+def team_document(team: Team | TeamInfo) -> dict[str, Any]:
     return {
         "id": team.id,
         "name": team.name,
@@ -123,7 +124,7 @@ class WorkflowEngine:
 
     def _listening(self, scope: TeamScope, entity: str, trigger: str) -> bool:
         """Whether an enabled workflow of the team listens to ``trigger`` on ``entity``."""
-        team = scope.team
+        team = scope.info
         index = self.index.for_team(scope.session, team.id, team.workflows_rev)
         return bool(index.by_key.get((entity, trigger)))
 
@@ -148,7 +149,7 @@ class WorkflowEngine:
         self, scope: TeamScope, change: Change, row: Any = None, only: str | None = None
     ) -> list[int]:
         """Handle ``change`` and the changes its workflows make, breadth first; return run ids."""
-        team = scope.team
+        team = scope.info
         index = self.index.for_team(scope.session, team.id, team.workflows_rev)
         team_doc = team_document(team)
         queue = deque([Pending(change, row, only=only)])
@@ -156,6 +157,9 @@ class WorkflowEngine:
         while queue:
             item = queue.popleft()
             run_ids.append(self._run(scope, index, team_doc, item, queue))
+        if isinstance(row, RecordState) and change.entity is not None:
+            # The workflows' changes to a record written without the ORM: one UPDATE.
+            record_type(change.entity).write_back(scope, row)
         return run_ids
 
     # --- one event ------------------------------------------------------------------------
@@ -170,24 +174,27 @@ class WorkflowEngine:
     ) -> int:
         started = time.perf_counter()
         change = item.change
-        event = Event(
-            entity=change.entity,
-            record_id=change.record_id,
-            op=change.op,
-            changed=change.changed,
-            record=change.record,
-            previous=change.previous,
-            payload=change.payload,
-            name=change.name,
-            source=change.source,
-            depth=change.depth,
-            parent_id=item.parent_id,
-            user_id=change.user_id,
+        session = scope.session
+        event_id = writer(session, Event.__table__).insert(
+            session,
+            {
+                "team_id": scope.team_id,
+                "entity": change.entity,
+                "record_id": change.record_id,
+                "op": change.op,
+                "changed": change.changed,
+                "record": change.record,
+                "previous": change.previous,
+                "payload": change.payload,
+                "name": change.name,
+                "source": change.source,
+                "depth": change.depth,
+                "parent_id": item.parent_id,
+                "user_id": change.user_id,
+            },
         )
-        scope.add(event)
-        scope.session.flush()
         event_doc = {
-            "id": event.id,
+            "id": event_id,
             "op": change.op,
             "entity": change.entity,
             "record_id": change.record_id,
@@ -201,30 +208,42 @@ class WorkflowEngine:
             event_doc.update((change.payload or {}).get("schedule") or {})
         document = context_document(change, team_doc, event_doc)
         if self.event_listeners:
-            scope.session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
+            session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
         candidates = index.candidates(change)
         if item.only is not None:
             candidates = [wf for wf in candidates if wf.key == item.only]
         matched = self._match(candidates, document, report, index.groups)
-        run = Run(event_id=event.id, entity=change.entity, record_id=change.record_id, status="ok")
-        scope.add(run)
-        scope.session.flush()
         before = change.record
-        steps = self._act(scope, matched, document, item, run, report)
+        steps, queued = self._act(scope, matched, document, item, event_id, report)
         if steps and item.row is not None:
             after = record_type(change.entity).document(item.row)  # type: ignore[arg-type]
             changed = diff(before, after)
             if changed:
-                self._follow(item, before, after, changed, steps, event.id, queue, report)
-        run.status = report.status
-        run.matched = (
-            "," + ",".join(e["workflow"] for e in report.evaluations if e["matched"]) + ","
+                self._follow(item, before, after, changed, steps, event_id, queue, report)
+        run_id = writer(session, Run.__table__).insert(
+            session,
+            {
+                "team_id": scope.team_id,
+                "event_id": event_id,
+                "entity": change.entity,
+                "record_id": change.record_id,
+                "status": report.status,
+                "matched": ","
+                + ",".join(e["workflow"] for e in report.evaluations if e["matched"])
+                + ",",
+                "evaluations": report.evaluations,
+                "notes": report.notes,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
         )
-        run.evaluations = report.evaluations
-        run.notes = report.notes
-        run.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        return run.id
+        if queued:
+            # The executions name their run, and the run's evaluations name the executions.
+            self._queue(scope, run_id, event_id, queued)
+            writer(session, Run.__table__).update(
+                session, run_id, {"evaluations": report.evaluations}
+            )
+        return run_id
 
     def _match(
         self,
@@ -280,11 +299,13 @@ class WorkflowEngine:
         matched: list[tuple[CompiledWorkflow, dict[str, Any]]],
         document: dict[str, Any],
         item: Pending,
-        run: Run,
+        event_id: int,
         report: RunReport,
-    ) -> list[Step]:
+    ) -> tuple[list[Step], list[tuple[dict[str, Any], ActionContext, str, dict[str, Any]]]]:
+        """Run the matched workflows' record actions on the record; return the steps that
+        changed it and the side-effect actions to queue."""
         steps: list[Step] = []
-        queued: list[tuple[dict[str, Any], ActionExecution]] = []
+        queued: list[tuple[dict[str, Any], ActionContext, str, dict[str, Any]]] = []
         looping = {step.workflow for step in item.chain if _returns(item.chain, step.workflow)}
         for wf, evaluation in matched:
             changed_here: list[str] = []
@@ -297,13 +318,13 @@ class WorkflowEngine:
                     workflow_version=wf.version,
                     action_index=index,
                     document=document,
-                    idempotency_key=f"{run.event_id}:{wf.key}:{wf.version}:{index}",
+                    idempotency_key=f"{event_id}:{wf.key}:{wf.version}:{index}",
                     settings=self.settings,
                     template_filters=self.registry.template_filters,
                 )
                 if action.kind == "side_effect":
                     entry["status"] = "queued"
-                    queued.append((entry, self._execution(run, context, action.name, config)))
+                    queued.append((entry, context, action.name, config))
                     continue
                 if item.row is None:
                     entry.update(status="skipped", error="the record was deleted")
@@ -317,12 +338,14 @@ class WorkflowEngine:
                         report.notes.append({"loop": [str(s) for s in item.chain] + [wf.key]})
                         report.status = "loop"
                         continue
-                    rtype = record_type(item.change.entity)  # type: ignore[arg-type]
-                    rtype.apply_changes(scope, item.row, dict(changes))
-                    after = rtype.document(item.row)
-                    # Field names as conditions see them (custom.x, not custom), for the chain.
-                    changed_here += diff(document["record"], after)
-                    document["record"] = after
+                    if differs(document["record"], changes):
+                        rtype = record_type(item.change.entity)  # type: ignore[arg-type]
+                        rtype.apply_changes(scope, item.row, dict(changes))
+                        after = rtype.document(item.row)
+                        # Field names as conditions see them (custom.x), for the chain.
+                        changed_here += diff(document["record"], after)
+                        document["record"] = after
+                    # else the record already holds these values: nothing to check or write.
                     entry.update(status="ok", result={"changes": changes})
                 except (ActionError, DealflowError) as exc:
                     entry.update(status="error", error=exc.message)
@@ -334,22 +357,11 @@ class WorkflowEngine:
                 entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             if changed_here:
                 steps.append(Step(wf.key, tuple(dict.fromkeys(changed_here)), item.change.depth))
-        if queued:
-            self._queue(scope, queued)
-        return steps
+        return steps, queued
 
     @staticmethod
     def _would_change(item: Pending, changes: dict[str, Any]) -> bool:
-        record = item.change.record or {}
-        for name, value in changes.items():
-            current = (
-                (record.get("custom") or {}).get(name[7:])
-                if name.startswith("custom.")
-                else record.get(name)
-            )
-            if current != value:
-                return True
-        return False
+        return differs(item.change.record, changes)
 
     def _follow(
         self,
@@ -383,12 +395,12 @@ class WorkflowEngine:
 
     @staticmethod
     def _execution(
-        run: Run, context: ActionContext, name: str, config: dict[str, Any]
+        run_id: int, event_id: int, context: ActionContext, name: str, config: dict[str, Any]
     ) -> ActionExecution:
         return ActionExecution(
             team_id=context.team_id,
-            run_id=run.id,
-            event_id=run.event_id,
+            run_id=run_id,
+            event_id=event_id,
             workflow_key=context.workflow_id,
             workflow_version=context.workflow_version,
             action_index=context.action_index,
@@ -400,16 +412,39 @@ class WorkflowEngine:
             next_attempt_at=utcnow(),
         )
 
-    @staticmethod
-    def _queue(scope: TeamScope, queued: list[tuple[dict[str, Any], ActionExecution]]) -> None:
+    def _queue(
+        self,
+        scope: TeamScope,
+        run_id: int,
+        event_id: int,
+        queued: list[tuple[dict[str, Any], ActionContext, str, dict[str, Any]]],
+    ) -> None:
         """Write an event's side-effect executions in one flush (one batched INSERT), in the
         transaction of the change: the outbox the relay reads after commit."""
-        scope.session.add_all([execution for _, execution in queued])
+        executions = [
+            (entry, self._execution(run_id, event_id, context, name, config))
+            for entry, context, name, config in queued
+        ]
+        scope.session.add_all([execution for _, execution in executions])
         scope.session.flush()
         pending = scope.session.info.setdefault(PENDING_KEY, [])
-        for entry, execution in queued:
+        for entry, execution in executions:
             entry["execution_id"] = execution.id
             pending.append(execution.id)
+
+
+def differs(record: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> bool:
+    """Whether setting ``changes`` (``custom.x`` for custom fields) would change ``record``."""
+    record = record or {}
+    for name, value in changes.items():
+        if name.startswith("custom."):
+            current = (record.get("custom") or {}).get(name[7:])
+        else:
+            current = record.get(name)
+        # true == 1 in Python, not in a record: a flag set to 1 is a change.
+        if current != value or isinstance(current, bool) != isinstance(value, bool):
+            return True
+    return False
 
 
 def _returns(chain: tuple[Step, ...], workflow: str) -> bool:

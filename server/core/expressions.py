@@ -11,17 +11,8 @@ from jmespath import functions as jfunctions
 from jmespath.parser import ParsedResult
 from jmespath.visitor import Options, TreeInterpreter, _equals
 
-MAX_LENGTH = 2000
-"""Longest expression accepted, in characters (conditions, ``set_from``, plugin projections)."""
-
-MAX_STEPS = 200_000
-"""Most units of work one evaluation may do: nodes visited, items flattened, values walked
-to compare or serialise. A condition over a record takes well under a hundred."""
-
-MAX_VALUE_SIZE = 1_000_000
-"""Largest value an evaluation may build or return, in characters of its JSON (strings made
-by ``join`` and ``to_string`` included): pipes like ``[@, @] | [@, @] | …`` double a value at
-each stage without copying it, and would otherwise be expanded exponentially downstream."""
+from server.core.compiled import Fallback, compile_tree
+from server.core.limits import MAX_LENGTH, MAX_STEPS, MAX_VALUE_SIZE
 
 KNOWN_FUNCTIONS = frozenset(
     name.removeprefix("_func_") for name in dir(jfunctions.Functions) if name.startswith("_func_")
@@ -187,19 +178,34 @@ _DISPATCH = {
 
 
 class Expression(ParsedResult):
-    """A compiled expression whose :meth:`search` runs under MAX_STEPS and MAX_VALUE_SIZE."""
+    """A compiled expression whose :meth:`search` runs under MAX_STEPS and MAX_VALUE_SIZE.
+
+    ``compiled`` is its closure when the whole tree is in the compiled subset (else None);
+    :meth:`search` uses it, and the interpreter otherwise or when the closure falls back."""
+
+    def __init__(self, expression: str, parsed: dict[str, Any]) -> None:
+        super().__init__(expression, parsed)
+        self.compiled = compile_tree(parsed)
 
     def search(self, value: Any, options: Any = None) -> Any:
         """Evaluate on ``value``; :class:`LimitError` when it goes past a limit."""
-        budget = _Budget(self.expression)
         try:
-            result = _BoundedInterpreter(budget).visit(self.parsed, value)
+            if self.compiled is None:
+                result = self._interpret(value)
+            else:
+                try:
+                    result = self.compiled(value)
+                except Fallback:
+                    result = self._interpret(value)
         except RecursionError:
             raise LimitError(self.expression, "evaluation stopped: nested too deeply") from None
         if isinstance(result, list | dict):
             # What the caller will store or serialise: refused if it would expand past the cap.
-            budget.measure(result, charge=False)
+            _Budget(self.expression).measure(result, charge=False)
         return result
+
+    def _interpret(self, value: Any) -> Any:
+        return _BoundedInterpreter(_Budget(self.expression)).visit(self.parsed, value)
 
     def visit(self, node: dict[str, Any], value: Any) -> Any:
         """Evaluate one node of this expression's tree on ``value``, under a fresh budget

@@ -106,8 +106,11 @@ class TeamIndex:
         workflows: list[CompiledWorkflow],
         broken: dict[str, str],
         groups: dict[str, CompiledGroup] | None = None,
+        domains: dict[str, list[Any]] | None = None,
     ) -> None:
         self.rev = rev
+        self.domains: Mapping[str, list[Any]] = domains or {}
+        """The team's field domains at this revision (shared: read, never change)."""
         self.broken = broken
         self.groups = groups or {}
         self.by_key: dict[tuple[str | None, str], list[CompiledWorkflow]] = defaultdict(list)
@@ -164,7 +167,7 @@ class WorkflowIndex:
                 select(FieldDomain.path, FieldDomain.values).where(FieldDomain.team_id == team_id)
             )
         }
-        index = TeamIndex(rev, compiled, broken, compile_groups(compiled, domains))
+        index = TeamIndex(rev, compiled, broken, compile_groups(compiled, domains), domains)
         with self._lock:
             self._teams[team_id] = index
         return index

@@ -10,12 +10,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from server.core.errors import NotFound
+from server.core.fastsql import reader
 from server.core.models import Team
 
 if TYPE_CHECKING:
     from server.core.engine import WorkflowEngine
 
 M = TypeVar("M")
+INFO_COLUMNS = ("name", "timezone", "settings", "workflows_rev")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,18 @@ class Actor:
     scope: str | None = None
     via: str | None = None
     """How the actor reached Dealflow when it is not plain from the key: ``console``."""
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    """What a save needs of its team, read in one short query: the workflow engine's team
+    document and the revision its workflow index is cached under."""
+
+    id: int
+    name: str
+    timezone: str
+    settings: dict[str, Any]
+    workflows_rev: int
 
 
 class TeamScope:
@@ -63,6 +77,47 @@ class TeamScope:
         if team is None:
             raise NotFound("team", self.team_id)
         return team
+
+    @property
+    def info(self) -> TeamInfo:
+        """The team's :class:`TeamInfo`, read once per scope (again after :meth:`forget_info`)."""
+        found: TeamInfo | None = self.__dict__.get("_info")
+        if found is None:
+            loaded = self.__dict__.get("team")
+            if loaded is not None:
+                values: tuple[Any, ...] | None = (
+                    loaded.name, loaded.timezone, loaded.settings, loaded.workflows_rev
+                )
+            else:
+                values = reader(
+                    self.session, Team.__table__, INFO_COLUMNS, ("id",)
+                ).one(self.session, self.team_id)
+            if values is None:
+                raise NotFound("team", self.team_id)
+            name, timezone, settings, rev = values
+            found = self.__dict__["_info"] = TeamInfo(
+                self.team_id, name, timezone, settings or {}, rev
+            )
+        return found
+
+    def forget_info(self) -> None:
+        """Read :attr:`info` again on next use (the team or its rules changed)."""
+        self.__dict__.pop("_info", None)
+
+    def check(self, model: type[Any], record_id: int | None, *, field: str | None = None) -> None:
+        """:class:`NotFound` naming ``field`` unless this team has a row of ``model`` with
+        ``record_id``; like :meth:`get` without loading the row."""
+        if self.session.new or self.session.deleted:
+            # Rows added or deleted but not yet flushed: the session knows better.
+            self.get(model, record_id, field=field)
+            return
+        in_range = record_id is not None and -(2**63) <= record_id < 2**63
+        found = in_range and reader(
+            self.session, model.__table__, ("id",), ("id", "team_id")
+        ).one(self.session, record_id, self.team_id)
+        if not found:
+            entity = getattr(model, "__entity__", model.__name__.lower())
+            raise NotFound(entity, record_id, field=field)
 
     def select(self, model: type[M], *columns: Any) -> Select[Any]:
         """A SELECT of ``model`` limited to this team's rows."""

@@ -6,7 +6,9 @@ import base64
 import binascii
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -16,7 +18,7 @@ from sqlalchemy import Select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.core.errors import Conflict, InvalidInput
-from server.core.models import FieldDomain, Team
+from server.core.models import Team
 from server.core.scope import TeamScope
 
 T = TypeVar("T")
@@ -61,13 +63,15 @@ def aware(value: dt.datetime, scope: TeamScope) -> dt.datetime:
 
 def domains(scope: TeamScope) -> dict[str, list[Any]]:
     """The team's field domains, keyed by path (``deal.custom.proposal_type``)."""
-    cache = scope.__dict__.setdefault("_domains", None)
+    cache = scope.__dict__.get("_domains")
     if cache is None:
-        # No autoflush: pending, not yet checked changes must reach the database only in
+        # The workflow index holds them, cached under the team's rules revision. No
+        # autoflush: pending, not yet checked changes must reach the database only in
         # flush() or commit(), where a broken unique constraint becomes a 409.
         with scope.session.no_autoflush:
-            rows = scope.session.scalars(scope.select(FieldDomain)).all()
-        cache = scope.__dict__["_domains"] = {row.path: list(row.values) for row in rows}
+            info = scope.info
+            index = scope.engine.index.for_team(scope.session, scope.team_id, info.workflows_rev)
+        cache = scope.__dict__["_domains"] = index.domains
     return cache
 
 
@@ -178,10 +182,12 @@ def fetch_page(
     return rows, None
 
 
-def commit(scope: TeamScope, unique_field: str | None = None) -> None:
-    """Commit the scope's session; a broken unique constraint becomes a 409 naming the field."""
+@contextmanager
+def unique(scope: TeamScope, unique_field: str | None) -> Iterator[None]:
+    """Around a write: a broken unique constraint rolls the session back and becomes a 409
+    naming ``unique_field`` (other integrity errors are raised as they are)."""
     try:
-        scope.session.commit()
+        yield
     except IntegrityError as exc:
         scope.session.rollback()
         if unique_field and "unique" in str(exc.orig).lower():
@@ -190,21 +196,26 @@ def commit(scope: TeamScope, unique_field: str | None = None) -> None:
                 field=unique_field,
             ) from exc
         raise
+
+
+def commit(scope: TeamScope, unique_field: str | None = None) -> None:
+    """Commit the scope's session; a broken unique constraint becomes a 409 naming the field."""
+    with unique(scope, unique_field):
+        scope.session.commit()
 
 
 def flush(scope: TeamScope, unique_field: str | None = None) -> None:
     """Flush the scope's session (to learn new ids) before :func:`commit`; a broken unique
     constraint becomes a 409 naming the field there too."""
-    try:
+    with unique(scope, unique_field):
         scope.session.flush()
-    except IntegrityError as exc:
-        scope.session.rollback()
-        if unique_field and "unique" in str(exc.orig).lower():
-            raise Conflict(
-                f"{unique_field}: another record of this team already has this value",
-                field=unique_field,
-            ) from exc
-        raise
+
+
+def insert(scope: TeamScope, rtype: Any, state: Any, unique_field: str | None = None) -> None:
+    """Write a new record (a :class:`~server.core.records.RecordState`) in one INSERT; a
+    broken unique constraint becomes a 409 naming the field, as in :func:`flush`."""
+    with unique(scope, unique_field):
+        rtype.insert(scope, state)
 
 
 def saved(
@@ -216,14 +227,20 @@ def saved(
     unique_field: str | None = None,
 ) -> None:
     """Finish a save: flush, let the engine run the team's workflows in this transaction, commit."""
-    flush(scope, unique_field)
-    scope.engine.record_saved(scope, entity, row, previous, op)
-    commit(scope, unique_field)
+    with unique(scope, unique_field):
+        scope.session.flush()
+        scope.engine.record_saved(scope, entity, row, previous, op)
+        scope.session.commit()
 
 
 def bump_rules(scope: TeamScope) -> None:
-    """Tell every process that this team's workflows or domains changed (its index reloads)."""
+    """Tell every process that this team's workflows or domains changed (its index reloads).
+
+    The new revision is random, not the next number: a transaction that bumps it and rolls
+    back must not leave a process holding an index cached under a revision that a later
+    change will reuse for different rules."""
     scope.session.execute(
-        update(Team).where(Team.id == scope.team_id).values(workflows_rev=Team.workflows_rev + 1)
+        update(Team).where(Team.id == scope.team_id).values(workflows_rev=secrets.randbits(62))
     )
     scope.session.expire(scope.team, ["workflows_rev"])
+    scope.forget_info()

@@ -20,6 +20,7 @@ from server.core.services.common import (
     check_in_domain,
     domains,
     fetch_page,
+    insert,
     merge_custom,
     money,
     saved,
@@ -176,12 +177,12 @@ def create(scope: TeamScope, data: DealIn) -> DealOut:
         contact = scope.get(Contact, data.contact_id, field="contact_id")
     outreach_id = data.outreach_id
     if outreach_id is not None:
-        scope.get(Outreach, outreach_id, field="outreach_id")
+        scope.check(Outreach, outreach_id, field="outreach_id")
     elif contact is not None:
         outreach_id = contact.outreach_id
     owner_id = data.owner_id if data.owner_id is not None else scope.actor.user_id
-    scope.get(User, owner_id, field="owner_id")
-    row = Deal(
+    scope.check(User, owner_id, field="owner_id")
+    row = RECORD.new(
         title=data.title,
         contact_id=data.contact_id,
         outreach_id=outreach_id,
@@ -196,10 +197,10 @@ def create(scope: TeamScope, data: DealIn) -> DealOut:
         external_id=data.external_id,
         created_by_id=scope.actor.user_id,
     )
-    _settle(scope, row)
-    scope.add(row)
+    _settle(scope, row)  # type: ignore[arg-type]
+    insert(scope, RECORD, row, unique_field="external_id")
     saved(scope, "deal", row, None, "created", unique_field="external_id")
-    return out(row)
+    return out(row)  # type: ignore[arg-type]
 
 
 def get(scope: TeamScope, deal_id: int) -> DealOut:
@@ -232,7 +233,7 @@ def apply(scope: TeamScope, row: Deal, patch: DealPatch) -> list[str]:
     for name, model in (("contact_id", Contact), ("outreach_id", Outreach), ("owner_id", User)):
         value = getattr(patch, name)
         if value not in (UNSET, None):
-            scope.get(model, value, field=name)
+            scope.check(model, value, field=name)
     if patch.amount is not UNSET:
         patch.amount = money(patch.amount, "amount")  # type: ignore[assignment]
     changed = []

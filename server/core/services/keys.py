@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import msgspec
@@ -96,6 +98,7 @@ def revoke_key(session: Session, key_or_prefix: str) -> ApiKey:
     if row is None:
         raise NotFound("api key", key_or_prefix)
     row.revoked_at = row.revoked_at or utcnow()
+    forget_verified()
     return row
 
 
@@ -138,6 +141,59 @@ def authenticate(session: Session, key: str, *, now: dt.datetime | None = None) 
     now = now or utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
         _touch(session, row.id, now)
+    return actor
+
+
+class KeyCache:
+    """Recently verified keys of this process, by digest: a request with a key seen in the
+    last ``ttl`` seconds skips the database. A key revoked in this process is forgotten at
+    once (:func:`forget_verified`); one revoked by another process (a second server, the
+    CLI) stops working here within ``ttl`` seconds."""
+
+    def __init__(
+        self, ttl: float = 5.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[Actor, float, int]] = {}
+
+    def get(self, digest: str) -> Actor | None:
+        found = self._entries.get(digest)
+        if found is None:
+            return None
+        actor, expires, generation = found
+        if generation != _generation or self.clock() >= expires:
+            self._entries.pop(digest, None)
+            return None
+        return actor
+
+    def put(self, digest: str, actor: Actor) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[digest] = (actor, self.clock() + self.ttl, _generation)
+
+
+_generation = 0
+
+
+def forget_verified() -> None:
+    """Make every :class:`KeyCache` of this process verify its keys again (after a revoke)."""
+    global _generation
+    _generation += 1
+
+
+def verified(session_factory: Callable[[], Session], cache: KeyCache | None, key: str) -> Actor:
+    """:func:`authenticate` through ``cache`` (a new session only when the key is not in it)."""
+    if cache is None:
+        with session_factory() as session:
+            return authenticate(session, key)
+    digest = hash_key(key)
+    actor = cache.get(digest)
+    if actor is None:
+        with session_factory() as session:
+            actor = authenticate(session, key)
+        cache.put(digest, actor)
     return actor
 
 
@@ -199,6 +255,7 @@ def revoke(scope: TeamScope, key_id: int) -> None:
     row.revoked_at = utcnow()
     audit.record(scope, "key.revoke", row.id, before, {**before, "revoked": True})
     commit(scope)
+    forget_verified()
 
 
 def key_summary(row: ApiKey, email: str | None = None) -> dict[str, object]:

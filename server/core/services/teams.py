@@ -228,6 +228,7 @@ def update(scope: TeamScope, data: TeamUpdate) -> TeamOut:
     if data.settings is not UNSET:
         team.settings = msgspec.to_builtins(check_settings(scope, data.settings))
     _audit(scope, "team.settings", settings_before, _audited_settings(team))
+    scope.forget_info()
     broken = []
     if data.field_domains is not UNSET:
         from server.core.services.workflows import check_all_groups
