@@ -105,8 +105,13 @@ def forbidden(level: str, actor: Actor) -> ProblemDetailsException:
     )
 
 
-def check_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard (app-wide): refuse a key whose kind the route's access level does not let in."""
+async def check_access(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard (app-wide): refuse a key whose kind the route's access level does not let in.
+
+    Async although it waits for nothing: Litestar runs a plain function guard on a worker
+    thread, a thread hand-off on every request."""
     level = access_of(handler)
     if level == "public":
         return

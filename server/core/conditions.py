@@ -75,13 +75,17 @@ def _sides(part: str) -> list[str]:
     return [part]
 
 
+MATCHED = Outcome(matched=True)
+"""The outcome of every condition that holds (shared: outcomes are never changed)."""
+
+
 def evaluate(expression: str | None, document: Any, *, explain: bool = True) -> Outcome:
     """Evaluate a condition. No condition always matches."""
     if not expression:
-        return Outcome(matched=True)
+        return MATCHED
     try:
         if truthy(compile_expression(expression).search(document)):
-            return Outcome(matched=True)
+            return MATCHED
         if not explain:
             return Outcome(matched=False)
         for part in conjuncts(expression):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.action import ActionContext, ActionError
 from server.core.change import Change, diff
-from server.core.conditions import Outcome, evaluate
+from server.core.conditions import MATCHED, Outcome, evaluate
 from server.core.errors import DealflowError
 from server.core.fastsql import writer
 from server.core.matching import CompiledGroup, CompiledWorkflow, WorkflowIndex
@@ -262,7 +262,7 @@ class WorkflowEngine:
             owner = assigned.get(wf.group) if table is not None else None
             if owner is not None:
                 # A proven group: one dict lookup instead of a condition per workflow.
-                outcome = Outcome(matched=owner == wf.key) if owner == wf.key else Outcome(
+                outcome = MATCHED if owner == wf.key else Outcome(
                     matched=False, failed_part=f"the group's table assigns this combination to {owner}"
                 )
             else:
@@ -306,7 +306,7 @@ class WorkflowEngine:
         changed it and the side-effect actions to queue."""
         steps: list[Step] = []
         queued: list[tuple[dict[str, Any], ActionContext, str, dict[str, Any]]] = []
-        looping = {step.workflow for step in item.chain if _returns(item.chain, step.workflow)}
+        looping = _looping(item.chain)
         for wf, evaluation in matched:
             changed_here: list[str] = []
             for index, action, config in wf.actions:
@@ -447,15 +447,22 @@ def differs(record: Mapping[str, Any] | None, changes: Mapping[str, Any]) -> boo
     return False
 
 
-def _returns(chain: tuple[Step, ...], workflow: str) -> bool:
-    """Whether ``workflow`` firing again would close a cycle: after its last change, another
-    workflow changed the record in a later step (A → B → A), or it alone changed the record
-    in its step (A → A). A workflow that changed the record beside others in one step may run
-    again on their changes (a formula over the probability a ladder just set)."""
-    last = max(s.depth for s in chain if s.workflow == workflow)
-    later = any(s.depth > last and s.workflow != workflow for s in chain)
-    alone = all(s.workflow == workflow for s in chain if s.depth == last)
-    return later or alone
+def _looping(chain: tuple[Step, ...]) -> set[str]:
+    """The workflows whose firing again would close a cycle: after a workflow's last change,
+    another workflow changed the record in a later step (A → B → A), or it alone changed the
+    record in its step (A → A). A workflow that changed the record beside others in one step
+    may run again on their changes (a formula over the probability a ladder just set)."""
+    last: dict[str, int] = {}
+    at: dict[int, set[str]] = {}
+    for step in chain:
+        last[step.workflow] = max(last.get(step.workflow, step.depth), step.depth)
+        at.setdefault(step.depth, set()).add(step.workflow)
+    looping = set()
+    for workflow, depth in last.items():
+        later = any(d > depth and names - {workflow} for d, names in at.items())
+        if later or at[depth] == {workflow}:
+            looping.add(workflow)
+    return looping
 
 
 def hand_over_after_commit(factory: sessionmaker[Session], submit: Any, notify: Any = None) -> None:

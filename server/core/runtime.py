@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.broker import make_broker
-from server.core.db import make_engine, make_session_factory
+from server.core.db import Checkpointer, make_engine, make_session_factory
 from server.core.engine import WorkflowEngine, hand_over_after_commit
 from server.core.errors import ConfigError
 from server.core.models import utcnow
@@ -36,16 +36,19 @@ class Runtime:
     broker: Broker
     runner: Runner
     scheduler: Scheduler
+    checkpointer: Checkpointer
 
     def start(self) -> None:
         """Start the relay (and the worker) and take up what an earlier process left; start
-        scanning for due schedule occurrences."""
+        scanning for due schedule occurrences; checkpoint SQLite's log in the background."""
+        self.checkpointer.start()
         self.runner.start()
         self.scheduler.start()
 
     def close(self) -> None:
         self.scheduler.close()
         self.runner.close()
+        self.checkpointer.close()
 
 
 def build_runtime(
@@ -83,7 +86,9 @@ def build_runtime(
     )
     hand_over_after_commit(sessions, runner.submit, runner.notify)
     scheduler = Scheduler(sessions, engine, settings.schedule_interval, clock)
-    return Runtime(settings, db, sessions, registry, engine, broker, runner, scheduler)
+    return Runtime(
+        settings, db, sessions, registry, engine, broker, runner, scheduler, Checkpointer(db)
+    )
 
 
 @lru_cache(maxsize=1)

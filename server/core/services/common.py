@@ -57,7 +57,7 @@ def check_phone(value: str | None, field: str = "phone") -> str | None:
 def aware(value: dt.datetime, scope: TeamScope) -> dt.datetime:
     """An aware datetime in UTC; a naive one is read in the team's timezone."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(scope.team.timezone))
+        value = value.replace(tzinfo=ZoneInfo(scope.info.timezone))
     return value.astimezone(dt.UTC)
 
 

@@ -18,6 +18,7 @@ from server.core.services.common import (
     check_email,
     check_phone,
     fetch_page,
+    insert,
     merge_custom,
     saved,
     set_fields,
@@ -105,8 +106,8 @@ def out(row: Contact) -> ContactOut:
 
 def create(scope: TeamScope, data: ContactIn) -> ContactOut:
     if data.outreach_id is not None:
-        scope.get(Outreach, data.outreach_id, field="outreach_id")
-    row = Contact(
+        scope.check(Outreach, data.outreach_id, field="outreach_id")
+    row = RECORD.new(
         name=data.name,
         email=check_email(data.email),
         phone=check_phone(data.phone),
@@ -117,9 +118,9 @@ def create(scope: TeamScope, data: ContactIn) -> ContactOut:
         external_id=data.external_id,
         created_by_id=scope.actor.user_id,
     )
-    scope.add(row)
+    insert(scope, RECORD, row, unique_field="external_id")
     saved(scope, "contact", row, None, "created", unique_field="external_id")
-    return out(row)
+    return out(row)  # type: ignore[arg-type]
 
 
 def get(scope: TeamScope, contact_id: int) -> ContactOut:
@@ -151,7 +152,7 @@ def put(scope: TeamScope, external_id: str, data: ContactPut) -> tuple[ContactOu
 def apply(scope: TeamScope, row: Contact, patch: ContactPatch) -> list[str]:
     """Check and apply a partial change without committing; the changed field names."""
     if patch.outreach_id not in (UNSET, None):
-        scope.get(Outreach, patch.outreach_id, field="outreach_id")
+        scope.check(Outreach, patch.outreach_id, field="outreach_id")
     if patch.email is not UNSET:
         patch.email = check_email(patch.email)
     if patch.phone is not UNSET:

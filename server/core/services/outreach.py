@@ -17,6 +17,7 @@ from server.core.services.common import (
     check_email,
     check_phone,
     fetch_page,
+    insert,
     money,
     saved,
     set_fields,
@@ -123,8 +124,8 @@ def _check(row: Outreach) -> None:
 
 def create(scope: TeamScope, data: OutreachIn) -> OutreachOut:
     user_id = data.user_id if data.user_id is not None else scope.actor.user_id
-    scope.get(User, user_id, field="user_id")
-    row = Outreach(
+    scope.check(User, user_id, field="user_id")
+    row = RECORD.new(
         type=type_code(data.type),
         value=data.value,
         email=data.email,
@@ -135,10 +136,10 @@ def create(scope: TeamScope, data: OutreachIn) -> OutreachOut:
         created_by_id=scope.actor.user_id,
         cost=money(data.cost, "cost"),
     )
-    _check(row)
-    scope.add(row)
+    _check(row)  # type: ignore[arg-type]
+    insert(scope, RECORD, row)
     saved(scope, "outreach", row, None, "created")
-    return out(row)
+    return out(row)  # type: ignore[arg-type]
 
 
 def get(scope: TeamScope, outreach_id: int) -> OutreachOut:
@@ -158,7 +159,7 @@ def apply(scope: TeamScope, row: Outreach, patch: OutreachPatch) -> list[str]:
     if patch.type is not UNSET:
         patch.type = type_code(patch.type)
     if patch.user_id is not UNSET:
-        scope.get(User, patch.user_id, field="user_id")
+        scope.check(User, patch.user_id, field="user_id")
     if patch.occurred_at is not UNSET:
         patch.occurred_at = aware(patch.occurred_at, scope)
     if patch.cost is not UNSET:
