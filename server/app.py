@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from server import __version__
 from server.api import api_router
-from server.api.auth import PUBLIC_PATHS, ApiKeyMiddleware, check_access
+from server.api.auth import PUBLIC_PATHS, ApiKeyMiddleware, check_access, failure_buckets
 from server.api.inputs import check_input
 from server.api.problems import internal_error, problem_details_config
 from server.api.ratelimit import RateLimitMiddleware
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.session_factory = runtime.sessions
     app.state.rate_limiter = rate_limiter
     app.state.key_cache = KeyCache()
+    app.state.auth_failures = failure_buckets(rate_limiter is not None)
     app.state.console_sign_in_limiter = SignInLimiter()
     if isinstance(rate_limiter, RedisBuckets):
         app.on_shutdown.append(rate_limiter.close)

@@ -31,6 +31,8 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 from server.api.problems import PROBLEM_BASE
 from server.core.errors import Unauthorized
+from server.core.keys import hash_key
+from server.core.ratelimit import LocalBuckets
 from server.core.scope import Actor, TeamScope
 from server.core.services import keys
 
@@ -69,8 +71,48 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
         state = connection.app.state
-        actor = keys.verified(state.session_factory, state.get("key_cache"), key.strip())
+        key = key.strip()
+        cache: keys.KeyCache | None = state.get("key_cache")
+        failures: LocalBuckets | None = state.get("auth_failures")
+        client = connection.client.host if connection.client else "unknown"
+        if failures is not None and (cache is None or cache.get(hash_key(key)) is None):
+            # Only keys this process has not just verified wait for an address that keeps
+            # presenting wrong ones: a guessing client costs no database look-up.
+            refused = failures.peek_now(client)
+            if not refused.allowed:
+                raise too_many_failures(failures, refused.retry_after)
+        try:
+            actor = keys.verified(state.session_factory, cache, key)
+        except Unauthorized:
+            if failures is not None:
+                failures.take_now(client)
+            raise
         return AuthenticationResult(user=actor, auth=actor.key_id)
+
+
+AUTH_FAILURE_BURST = 20
+"""Wrong keys an address may present in a row before it has to wait."""
+AUTH_FAILURE_RATE = 0.2
+"""Further wrong keys an address may present per second after that (one every 5 s)."""
+
+
+def failure_buckets(rate_limited: bool) -> LocalBuckets | None:
+    """The per-address buckets of failed authentications, or None when the server's rate
+    limits are off (``DEALFLOW_RATE_LIMIT_PER_SECOND=0``). Kept in each process's memory."""
+    return LocalBuckets(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST) if rate_limited else None
+
+
+def too_many_failures(buckets: LocalBuckets, retry_after: int) -> ProblemDetailsException:
+    """429 for an address that presented too many unknown or revoked keys."""
+    return ProblemDetailsException(
+        status_code=429,
+        type_=PROBLEM_BASE + "rate-limited",
+        title="Too many requests",
+        detail=f"this address presented {buckets.burst} unknown or revoked API keys; it may "
+        f"try another one every {1 / buckets.rate:g} s; retry in {retry_after} s",
+        extra={"retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def access_of(handler: BaseRouteHandler) -> str:

@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from conftest import _migrated_sqlite
+from server.api import auth
 from helpers import assert_problem
 from processes import DEALFLOW, Process, RedisServer, free_port, wait_until
 from server.core.db import make_engine, make_session_factory, transaction
@@ -314,3 +315,43 @@ def _healthy(base: str) -> bool:
         return httpx.get(base + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- failed authentications --------------------------------------------------------------------
+
+
+@pytest.fixture
+def failures(app: Litestar, clock: Clock) -> Iterator[LocalBuckets]:
+    """The app's per-address buckets of failed authentications, on the test clock."""
+    before = app.state.auth_failures
+    app.state.auth_failures = LocalBuckets(
+        auth.AUTH_FAILURE_RATE, auth.AUTH_FAILURE_BURST, clock=clock
+    )
+    yield app.state.auth_failures
+    app.state.auth_failures = before
+
+
+def test_an_address_presenting_wrong_keys_waits_and_known_keys_still_pass(
+    client: TestClient[Litestar], team, failures: LocalBuckets, clock: Clock
+) -> None:
+    wrong = {"Authorization": "Bearer dfk_guessing-guessing-guessing-guessing"}
+    client.get(URL, headers=team.headers)  # a key this process has verified
+
+    # When one address presents wrong keys past the allowance
+    answers = statuses(client, auth.AUTH_FAILURE_BURST + 2, headers=wrong)
+
+    # Then the allowance answers 401, the rest 429 with Retry-After, without a look-up
+    assert answers == [401] * auth.AUTH_FAILURE_BURST + [429, 429]
+    refused = client.get(URL, headers=wrong)
+    body = assert_problem(refused, 429)
+    assert body["retry_after"] == int(refused.headers["Retry-After"]) == 1 / auth.AUTH_FAILURE_RATE
+    # ... while the key it verified a moment ago still passes from the same address
+    assert client.get(URL, headers=team.headers).status_code == 200
+    # ... and one more try is allowed once the bucket refilled a token
+    clock.now += 1 / auth.AUTH_FAILURE_RATE
+    assert statuses(client, 2, headers=wrong) == [401, 429]
+
+
+def test_failed_authentications_are_only_limited_when_rate_limits_are_on() -> None:
+    assert auth.failure_buckets(True) is not None
+    assert auth.failure_buckets(False) is None
