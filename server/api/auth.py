@@ -31,7 +31,6 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 from server.api.problems import PROBLEM_BASE
 from server.core.errors import Unauthorized
-from server.core.keys import hash_key
 from server.core.ratelimit import LocalBuckets
 from server.core.scope import Actor, TeamScope
 from server.core.services import keys
@@ -71,21 +70,17 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
         state = connection.app.state
-        key = key.strip()
-        cache: keys.KeyCache | None = state.get("key_cache")
         failures: LocalBuckets | None = state.get("auth_failures")
-        client = connection.client.host if connection.client else "unknown"
-        if failures is not None and (cache is None or cache.get(hash_key(key)) is None):
-            # Only keys this process has not just verified wait for an address that keeps
-            # presenting wrong ones: a guessing client costs no database look-up.
-            refused = failures.peek_now(client)
-            if not refused.allowed:
-                raise too_many_failures(failures, refused.retry_after)
         try:
-            actor = keys.verified(state.session_factory, cache, key)
+            actor = keys.verified(state.session_factory, state.get("key_cache"), key.strip())
         except Unauthorized:
             if failures is not None:
-                failures.take_now(client)
+                # A valid key always passes; an address that keeps presenting wrong ones is
+                # told to wait, and told how long.
+                client = connection.client.host if connection.client else "unknown"
+                taken = failures.take_now(client)
+                if not taken.allowed:
+                    raise too_many_failures(failures, taken.retry_after) from None
             raise
         return AuthenticationResult(user=actor, auth=actor.key_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import json
 import logging
 import threading
 from typing import Any
@@ -69,6 +70,10 @@ class Checkpointer:
         event.remove(self.engine, "connect", self._manual)
         self._stop.set()
         self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            # Still in a checkpoint: it owns the connection; it stops after that one.
+            self._thread = None
+            return
         self._thread = None
         self.checkpoint()
         if self._connection is not None:
@@ -98,9 +103,18 @@ def _json_dumps(value: Any) -> str:
 
 
 _encoder = msgspec.json.Encoder()
+def _json_loads(text: str | bytes) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        # Rows written before (NaN and Infinity, which the json module wrote and msgspec
+        # refuses to read).
+        return json.loads(text)
+
+
 JSON_CODEC: dict[str, Any] = {
     "json_serializer": _json_dumps,
-    "json_deserializer": msgspec.json.decode,
+    "json_deserializer": _json_loads,
 }
 """JSON columns (event documents, run logs) through msgspec: several times faster than the
 json module on the save path, and NaN or infinity stored as null rather than as text no

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.sql import sqltypes
 from sqlalchemy.engine import BindTyping, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -37,6 +38,7 @@ class TableWriter:
         self.returning = dialect.name != "sqlite"
         self.columns = {c.name: c for c in table.columns}
         self.processors: dict[str, Processor] = {}
+        self.json_columns: set[str] = set()
         self.placeholders: dict[str, str] = {}
         casts = dialect.bind_typing is BindTyping.RENDER_CASTS
         for name, column in self.columns.items():
@@ -44,8 +46,14 @@ class TableWriter:
             self.processors[name] = impl.bind_processor(dialect)
             mark = "?" if self.qmark else "%s"
             if casts and getattr(impl, "render_bind_cast", False):
-                mark += "::" + dialect.type_compiler_instance.process(impl)
+                # A cast to VARCHAR(n) would cut a longer value short without an error (as
+                # SQLAlchemy's compiler knows): cast to the unbounded type, let the column refuse.
+                bounded = isinstance(impl, sqltypes.String) and impl.length is not None
+                mark += "::" + ("VARCHAR" if bounded else dialect.type_compiler_instance.process(impl))
             self.placeholders[name] = mark
+            if isinstance(impl, sqltypes.JSON):
+                # As the ORM writes it: None is JSON null, not SQL NULL.
+                self.json_columns.add(name)
         self.defaults: dict[str, Callable[[], Any]] = {}
         for name, column in self.columns.items():
             default = column.default
@@ -70,7 +78,10 @@ class TableWriter:
         for name in names:
             value = values[name]
             processor = self.processors[name]
-            out.append(value if processor is None or value is None else processor(value))
+            if processor is None or (value is None and name not in self.json_columns):
+                out.append(value)
+            else:
+                out.append(processor(value))
         return out
 
     def complete(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -89,14 +89,6 @@ class LocalBuckets:
                 self._prune(now)
         return _decision(allowed, tokens, self.rate)
 
-    def peek_now(self, key: str) -> Decision:
-        """Whether :meth:`take_now` would allow ``key`` now, taking nothing."""
-        with self._lock:
-            now = self.clock()
-            tokens, at = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
-        return _decision(tokens >= 1, tokens, self.rate)
-
     def _prune(self, now: float) -> None:
         # A bucket that has refilled is the same as no bucket: forget it.
         full = [

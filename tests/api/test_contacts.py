@@ -81,6 +81,10 @@ def test_read_returns_what_was_created(api) -> None:
         ({"name": "Bill", "phone": "call me maybe"}, "phone"),
         ({"name": "Bill", "nickname": "Billy"}, "nickname"),
         ({"name": "Bill", "last_contacted_at": "last week"}, "last_contacted_at"),
+        # Longer than their columns: refused on every backend, never cut short.
+        ({"name": "Bill", "company": "c" * 201}, "company"),
+        ({"name": "Bill", "phone": "1" * 65}, "phone"),
+        ({"name": "Bill", "email": "b" * 310 + "@initech.example"}, "email"),
     ],
 )
 def test_create_with_a_bad_field_is_refused_naming_it(api, body, field) -> None:

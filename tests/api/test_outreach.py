@@ -601,3 +601,15 @@ def test_read_of_an_id_beyond_64_bits_is_not_found(api, outreach_id) -> None:
 
 def test_user_id_beyond_64_bits_is_not_found_naming_user_id(api) -> None:
     assert_problem(api.post(URL, json=email_outreach(user_id=10**20)), 404, "user_id")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "email", "email": "a" * 310 + "@initech.example"}, "email"),
+        ({"type": "call", "phone": "1" * 65}, "phone"),
+        ({"type": "platform", "value": "v" * 501}, "value"),
+    ],
+)
+def test_a_value_longer_than_its_column_is_refused_naming_it(api, body, field) -> None:
+    assert_problem(api.post(URL, json=body), 422, field)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from server.core.db import make_session_factory
+from server.core.db import _json_loads, make_session_factory
 from server.core.fastsql import reader, writer
 from server.core.models import Deal, Event, Run, Team
 from server.core.scope import Actor, TeamScope
@@ -135,3 +135,39 @@ def test_a_rules_revision_is_never_reused_after_a_rollback(
     bump_rules(scope)
     assert scope.info.workflows_rev != seen
     scope.session.close()
+
+
+def test_a_value_longer_than_its_column_is_refused_not_cut_short(engine: Any, team: Any) -> None:
+    # PostgreSQL cuts a value cast to VARCHAR(n) without a word; the statements must let the
+    # column refuse it instead (SQLite keeps whatever it is given).
+    with Session(engine) as session:
+        values = {"team_id": team.team_id, "op": "created", "entity": "x" * 40}
+        if engine.dialect.name == "postgresql":
+            with pytest.raises(DataError):
+                writer(session, Event.__table__).insert(session, values)
+            session.rollback()
+        else:
+            event_id = writer(session, Event.__table__).insert(session, values)
+            assert session.get(Event, event_id).entity == "x" * 40  # type: ignore[union-attr]
+
+
+def test_none_in_a_json_column_is_json_null_as_the_orm_writes_it(engine: Any, team: Any) -> None:
+    with Session(engine) as session:
+        fast = writer(session, Event.__table__).insert(
+            session, {"team_id": team.team_id, "op": "received", "payload": None}
+        )
+        orm = Event(team_id=team.team_id, op="received", payload=None)
+        session.add(orm)
+        session.flush()
+        stored = dict(
+            session.execute(
+                select(Event.id, Event.payload.is_(None)).where(Event.id.in_([fast, orm.id]))
+            ).all()
+        )
+        assert stored[fast] == stored[orm.id] is False
+
+
+def test_json_written_by_the_json_module_before_still_reads() -> None:
+    # NaN and Infinity: text the json module wrote and msgspec refuses.
+    value = _json_loads('{"p": NaN, "q": Infinity, "r": [1]}')
+    assert value["r"] == [1] and value["p"] != value["p"] and value["q"] == float("inf")

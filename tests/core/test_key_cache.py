@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from server.core.db import make_session_factory
 from server.core.errors import Unauthorized
 from server.core.models import ApiKey, utcnow
+from server.core.scope import TeamScope
 from server.core.services import keys
 
 
@@ -67,10 +68,31 @@ def test_a_key_revoked_elsewhere_stops_working_when_its_entry_expires(
 
 def test_a_key_revoked_in_this_process_is_refused_at_once(engine: Any, team: Any) -> None:
     factory, cache = CountingFactory(engine), keys.KeyCache(clock=Clock())
-    keys.verified(factory, cache, team.key)
-    with Session(engine) as session:
-        keys.revoke_key(session, team.key)
-        session.commit()
+    actor = keys.verified(factory, cache, team.key)
+    with factory() as session:
+        keys.revoke(TeamScope(session, actor), actor.key_id)  # type: ignore[arg-type]
+    with pytest.raises(Unauthorized):
+        keys.verified(factory, cache, team.key)
+
+
+def test_a_key_revoked_while_it_is_being_verified_is_not_remembered(
+    engine: Any, team: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a revoke that commits while another request reads the key (not yet revoked)
+    factory, cache = CountingFactory(engine), keys.KeyCache(clock=Clock())
+    read = keys.authenticate
+
+    def read_then_revoked(session: Session, key: str) -> Any:
+        actor = read(session, key)
+        with factory() as other:
+            keys.revoke(TeamScope(other, actor), actor.key_id)
+        return actor
+
+    monkeypatch.setattr(keys, "authenticate", read_then_revoked)
+    keys.verified(factory, cache, team.key)  # the request that raced the revoke
+    monkeypatch.setattr(keys, "authenticate", read)
+
+    # Then the next request does not take the key from the cache: it is refused
     with pytest.raises(Unauthorized):
         keys.verified(factory, cache, team.key)
 

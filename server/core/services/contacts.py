@@ -26,7 +26,10 @@ from server.core.services.common import (
 from server.core.services.upsert import convert, upsert
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Text = Annotated[str, msgspec.Meta(max_length=320)]
+# As long as their columns: a longer value is a 422 naming the field, on every backend.
+Email = Annotated[str, msgspec.Meta(max_length=320)]
+Phone = Annotated[str, msgspec.Meta(max_length=64)]
+Company = Annotated[str, msgspec.Meta(max_length=200)]
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
@@ -34,9 +37,9 @@ class ContactIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new contact; ``outreach_id`` names the outreach that found them."""
 
     name: Name
-    email: Text | None = None
-    phone: Text | None = None
-    company: Text | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    company: Company | None = None
     outreach_id: int | None = None
     last_contacted_at: dt.datetime | None = None
     custom: Custom = {}
@@ -47,9 +50,9 @@ class ContactPatch(msgspec.Struct, forbid_unknown_fields=True):
     """A partial update; ``custom`` is merged key by key (``null`` removes a key)."""
 
     name: Name | UnsetType = UNSET
-    email: Text | None | UnsetType = UNSET
-    phone: Text | None | UnsetType = UNSET
-    company: Text | None | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    phone: Phone | None | UnsetType = UNSET
+    company: Company | None | UnsetType = UNSET
     outreach_id: int | None | UnsetType = UNSET
     last_contacted_at: dt.datetime | None | UnsetType = UNSET
     custom: Custom | UnsetType = UNSET
@@ -61,9 +64,9 @@ class ContactPut(msgspec.Struct, forbid_unknown_fields=True):
     the default when the contact is created and is kept when it is updated."""
 
     name: Name
-    email: Text | None | UnsetType = UNSET
-    phone: Text | None | UnsetType = UNSET
-    company: Text | None | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    phone: Phone | None | UnsetType = UNSET
+    company: Company | None | UnsetType = UNSET
     outreach_id: int | None | UnsetType = UNSET
     last_contacted_at: dt.datetime | None | UnsetType = UNSET
     custom: Custom | UnsetType = UNSET

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 import msgspec
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -98,7 +99,9 @@ def revoke_key(session: Session, key_or_prefix: str) -> ApiKey:
     if row is None:
         raise NotFound("api key", key_or_prefix)
     row.revoked_at = row.revoked_at or utcnow()
-    forget_verified()
+    # Once the revoke is committed (not before: a request verifying the key meanwhile would
+    # read it as valid and remember it), this process stops trusting remembered keys.
+    sa_event.listen(session, "after_commit", lambda _session: forget_verified(), once=True)
     return row
 
 
@@ -168,10 +171,12 @@ class KeyCache:
             return None
         return actor
 
-    def put(self, digest: str, actor: Actor) -> None:
+    def put(self, digest: str, actor: Actor, generation: int) -> None:
+        """Remember ``actor``, read from the database while the generation was
+        ``generation``: a revoke since then makes the entry stale at once."""
         if len(self._entries) >= self.size:
             self._entries.clear()
-        self._entries[digest] = (actor, self.clock() + self.ttl, _generation)
+        self._entries[digest] = (actor, self.clock() + self.ttl, generation)
 
 
 _generation = 0
@@ -191,9 +196,10 @@ def verified(session_factory: Callable[[], Session], cache: KeyCache | None, key
     digest = hash_key(key)
     actor = cache.get(digest)
     if actor is None:
+        generation = _generation  # before the read: a revoke during it must win
         with session_factory() as session:
             actor = authenticate(session, key)
-        cache.put(digest, actor)
+        cache.put(digest, actor, generation)
     return actor
 
 

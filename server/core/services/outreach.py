@@ -26,7 +26,10 @@ from server.core.services.common import (
 
 TypeCode = Literal[1, 2, 3, 4, 5]
 TypeName = Literal["platform", "email", "call", "social", "messenger"]
-Text = Annotated[str, msgspec.Meta(max_length=500)]
+# As long as their columns: a longer value is a 422 naming the field, on every backend.
+Value = Annotated[str, msgspec.Meta(max_length=500)]
+Email = Annotated[str, msgspec.Meta(max_length=320)]
+Phone = Annotated[str, msgspec.Meta(max_length=64)]
 LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
 Cost = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -35,9 +38,9 @@ class OutreachIn(msgspec.Struct, forbid_unknown_fields=True):
     """A new outreach effort. ``type`` is an integer code or its name."""
 
     type: TypeCode | TypeName
-    value: Text | None = None
-    email: Text | None = None
-    phone: Text | None = None
+    value: Value | None = None
+    email: Email | None = None
+    phone: Phone | None = None
     description: LongText | None = None
     occurred_at: dt.datetime | None = None
     user_id: int | None = None
@@ -48,9 +51,9 @@ class OutreachPatch(msgspec.Struct, forbid_unknown_fields=True):
     """A partial update: only the fields given change."""
 
     type: TypeCode | TypeName | UnsetType = UNSET
-    value: Text | None | UnsetType = UNSET
-    email: Text | None | UnsetType = UNSET
-    phone: Text | None | UnsetType = UNSET
+    value: Value | None | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    phone: Phone | None | UnsetType = UNSET
     description: LongText | None | UnsetType = UNSET
     occurred_at: dt.datetime | UnsetType = UNSET
     user_id: int | UnsetType = UNSET
