@@ -10,7 +10,7 @@ import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from server.core.expressions import MAX_LENGTH, ExpressionError, compile_expression
+from server.core.expressions import MAX_LENGTH, ExpressionError, check_expression
 from server.core.plugins import Registry
 from server.triggers import TRIGGERS
 
@@ -198,7 +198,7 @@ def validate(
     condition = document.get("condition")
     if isinstance(condition, str) and condition.strip() and len(condition) <= MAX_LENGTH:
         try:
-            compile_expression(condition)
+            check_expression(condition)
         except ExpressionError as exc:
             problems.append(Problem("$.condition", exc.message))
     if document.get("exclusive") and not document.get("group"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -42,6 +43,20 @@ def _functions(node: Any) -> list[str]:
         for child in node.get("children", []):
             found.extend(_functions(child))
     return found
+
+
+def _field_of_negation(node: Any) -> bool:
+    """Whether the tree reads a field of a ``!`` (``!record.owner_id``), which is always null."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, dict):
+            continue
+        children = item.get("children") or []
+        if item.get("type") == "subexpression" and children and children[0].get("type") == "not_expression":
+            return True
+        stack.extend(children)
+    return False
 
 
 class _Budget:
@@ -239,6 +254,22 @@ def compile_expression(expression: str) -> Expression:
                 expression, f"unknown function {name}()", position if position >= 0 else None
             )
     return parsed
+
+
+def check_expression(expression: str) -> Expression:
+    """:func:`compile_expression` for an expression being saved, also refusing what compiles
+    but cannot mean what it says: a field of a negation (``!record.owner_id`` is
+    ``(!record).owner_id``, a field of true or false, always null)."""
+    compiled = compile_expression(expression)
+    if _field_of_negation(compiled.parsed):
+        bang = re.search(r"!(?!=)", expression)
+        raise ExpressionError(
+            expression,
+            "'!' applies to what follows it up to the first '.', so `!record.x` reads as "
+            "`(!record).x`, a field of true or false: always null. Write `!(record.x)`",
+            bang.start() if bang else None,
+        )
+    return compiled
 
 
 def search(expression: str, document: Any) -> Any:

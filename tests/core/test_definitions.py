@@ -206,3 +206,14 @@ def test_literal_values_must_be_what_the_field_takes() -> None:
     assert "int" in problems["$.actions[0].set.probability"]
     fine = {**document, "actions": [{"type": "field_update", "set": {"probability": 70.0, "owner_id": None}}]}
     assert validate(fine, load_registry()) == []
+
+
+def test_a_negated_path_without_parentheses_is_refused_where_it_is(registry: Registry) -> None:
+    # `!record.owner_id` is `(!record).owner_id` in JMESPath: a field of a boolean, always
+    # null, so the condition could never hold. It is refused with the way to write it.
+    found = problems(workflow(condition="record.amount > `0` && !record.owner_id"), registry)
+    assert list(found) == ["$.condition"]
+    assert "Write `!(record.x)`" in found["$.condition"]
+    assert found["$.condition"].endswith("at position 23")
+    # ... and the parenthesised form is a fine condition
+    assert problems(workflow(condition="record.amount > `0` && !(record.owner_id)"), registry) == {}

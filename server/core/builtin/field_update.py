@@ -8,7 +8,7 @@ from typing import Any
 import pluggy
 
 from server.core.action import Action, ActionContext, ActionError
-from server.core.expressions import ExpressionError, compile_expression
+from server.core.expressions import ExpressionError, check_expression, compile_expression
 
 hookimpl = pluggy.HookimplMarker("dealflow")
 
@@ -42,7 +42,7 @@ def check(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems = []
     for name, expression in (config.get("set_from") or {}).items():
         try:
-            compile_expression(expression)
+            check_expression(expression)
         except ExpressionError as exc:
             problems.append((f"set_from.{name}", exc.message))
     return problems
