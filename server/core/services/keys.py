@@ -99,10 +99,14 @@ def revoke_key(session: Session, key_or_prefix: str) -> ApiKey:
     if row is None:
         raise NotFound("api key", key_or_prefix)
     row.revoked_at = row.revoked_at or utcnow()
-    # Once the revoke is committed (not before: a request verifying the key meanwhile would
-    # read it as valid and remember it), this process stops trusting remembered keys.
-    sa_event.listen(session, "after_commit", lambda _session: forget_verified(), once=True)
+    _forget_on_commit(session)
     return row
+
+
+def _forget_on_commit(session: Session) -> None:
+    """Once the session commits a revoke (not before: a request verifying the key meanwhile
+    would read it as valid and remember it), this process stops trusting remembered keys."""
+    sa_event.listen(session, "after_commit", lambda _session: forget_verified(), once=True)
 
 
 def _candidates(session: Session, key: str) -> list[tuple[ApiKey, str]]:
@@ -259,9 +263,9 @@ def revoke(scope: TeamScope, key_id: int) -> None:
         return
     before = key_summary(row)
     row.revoked_at = utcnow()
+    _forget_on_commit(scope.session)
     audit.record(scope, "key.revoke", row.id, before, {**before, "revoked": True})
     commit(scope)
-    forget_verified()
 
 
 def key_summary(row: ApiKey, email: str | None = None) -> dict[str, object]:
