@@ -158,3 +158,12 @@ def test_every_setting_is_documented() -> None:
     readme = (DOCS.parent / "README.md").read_text() + (DOCS / "operations.md").read_text()
     missing = [var for var in _ENV_NAMES.values() if f"`{var}`" not in readme and var not in readme]
     assert missing == [], f"settings not documented in README.md or docs/operations.md: {missing}"
+
+
+def test_a_plain_install_draws_the_consoles_charts() -> None:
+    """`make run` installs the distribution without extras; the console's charts need
+    matplotlib, so it is one of the distribution's own requirements, not an extra's."""
+    from importlib.metadata import requires
+
+    plain = [r for r in requires("dealflow") or [] if "extra ==" not in r]
+    assert any(r.startswith("matplotlib") for r in plain), plain

@@ -1,6 +1,6 @@
 """``dealflow report volume|channels|users|funnel|forecast``: analytics as tables, CSV or charts.
 
-Charts are drawn by :mod:`server.core.charts` with matplotlib (the ``charts`` extra), imported
+Charts are drawn by :mod:`server.core.charts` with matplotlib, imported
 only when ``--chart`` is given.
 """
 
@@ -22,7 +22,7 @@ CHARTED = ("volume", "funnel", "forecast")  # server.core.charts.CHARTED
 MONEY = {"revenue_won", "cost", "amount", "weighted_amount"}
 SHARES = {"contact_rate", "deal_rate", "win_rate", "outreach_to_won", "conversion_rate"}
 SHARES |= {"sla_compliance", "roi"}
-INSTALL_HINT = "--chart needs matplotlib: pip install 'dealflow[charts]'"
+INSTALL_HINT = "--chart needs matplotlib: pip install 'matplotlib==3.11.*'"
 
 
 def _date(value: str) -> dt.date:

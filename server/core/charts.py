@@ -1,4 +1,4 @@
-"""Charts of the reports, drawn with matplotlib (the ``charts`` extra): one implementation for
+"""Charts of the reports, drawn with matplotlib: one implementation for
 ``dealflow report --chart`` and the console's pictures.
 
 matplotlib is imported only when a chart is drawn, with the Agg backend (no display). SVG
@@ -15,7 +15,7 @@ from typing import Any
 CHARTED = ("volume", "funnel", "forecast")
 FORMATS = ("png", "svg")
 TYPE_ORDER = ["platform", "email", "call", "social", "messenger"]
-INSTALL_HINT = "charts need matplotlib: pip install 'dealflow[charts]'"
+INSTALL_HINT = "charts need matplotlib: pip install 'matplotlib==3.11.*'"
 
 _LOCK = threading.Lock()
 """Guards the cache of drawn charts."""
@@ -26,7 +26,7 @@ _CACHE: dict[tuple[Any, ...], bytes] = {}
 
 
 def available() -> bool:
-    """Whether matplotlib can be imported (the ``charts`` extra is installed)."""
+    """Whether matplotlib can be imported (a dependency; an installation may still lack it)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
