@@ -75,6 +75,17 @@ def check_csrf(current: Current, sent: str | None) -> None:
         )
 
 
+def require_member(current: Current) -> None:
+    """Refuse the workflow tools that post a body (live check, dry run, impact preview) to a
+    ``read`` key, as the API does: only admins' and members' keys without a scope use them."""
+    if current.kind not in ("admin", "member"):
+        raise Refused(
+            403,
+            f"A {current.kind} key only reads: checking, dry-running or previewing a draft needs "
+            f"a member's or an admin's key ({current.email}).",
+        )
+
+
 def require_admin(current: Current) -> None:
     """Refuse a save to anyone but an admin signed in without a narrowing scope."""
     if current.kind != "admin":

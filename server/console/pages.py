@@ -26,6 +26,7 @@ from server.console.auth import (
     cookie_args,
     current_session,
     require_admin,
+    require_member,
     require_session,
 )
 from server.core.definitions import validate
@@ -182,7 +183,7 @@ def _editor(request: Request[Any, Any, Any], current: Current, key: str, *,
         check = _check(scope, key, text)
     return page(request, "workflow.html", current, status, workflow=workflow, text=text,
                 check=check, activity=activity, can_save=current.kind == "admin",
-                csrf_header=CSRF_HEADER, **context)
+                can_try=current.kind in ("admin", "member"), csrf_header=CSRF_HEADER, **context)
 
 
 @get("/workflows/{key:str}", sync_to_thread=True)
@@ -195,6 +196,7 @@ def workflow(request: Request[Any, Any, Any], key: FromPath[str],
 async def check(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[dict[str, Any]]:
     current = await anyio.to_thread.run_sync(require_session, request)
     check_csrf(current, request.headers.get(CSRF_HEADER))
+    require_member(current)  # as POST /api/v1/workflows/validate
     text = (await request.body()).decode("utf-8", "replace")
 
     def run() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from server.console.auth import (
     Refused,
     check_csrf,
     require_admin,
+    require_member,
     require_session,
 )
 from server.console.pages import Form, page, team_scope
@@ -50,9 +51,11 @@ def _invalid(field: str, message: str) -> Response[dict[str, Any]]:
 
 
 async def _json_post(request: Request[Any, Any, Any]) -> tuple[Current, Any]:
-    """The session (a POST without one is refused), its CSRF header checked, and the body."""
+    """The session (a POST without one is refused), its CSRF header checked, a member's or
+    an admin's (as the API's dry run and preview ask), and the body."""
     current = await anyio.to_thread.run_sync(require_session, request)
     check_csrf(current, request.headers.get(CSRF_HEADER))
+    require_member(current)
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -325,3 +325,37 @@ def test_the_impact_preview_answers_what_the_api_answers(
     assert all(c["changes"] == {"probability": [60, 65]} for c in api["changes"])
     assert tool_post(console, f"/console/groups/{GROUP}/preview",
                      {"document": json.dumps(draft)}, None).status_code == 403
+
+
+def test_a_read_key_may_not_check_dry_run_or_preview_as_over_the_api(
+    client: TestClient[Litestar], engine: Any, starter: None, team: Any
+) -> None:
+    # Given a read-scoped key of the team's admin, signed in to the console
+    from server.core.db import make_session_factory, transaction
+    from server.core.models import User
+    from server.core.services.teams import create_key
+
+    with transaction(make_session_factory(engine)) as session:
+        read = create_key(session, session.get(User, team.user_id), name="bi", scope="read")
+    assert sign_in(client, key=read).status_code == 303
+    page = client.get(f"/console/workflows/{LADDER}").text
+    token = csrf(page)
+    draft = json.dumps(ladder_document())
+
+    # When it posts the editor's tools anyway
+    answers = {
+        "check": client.post(f"/console/workflows/{LADDER}/check", content=draft,
+                             headers={"content-type": "application/json", "X-CSRF-Token": token}),
+        "dry-run": tool_post(client, f"/console/workflows/{LADDER}/dry-run",
+                             {"document": draft, "record": json.dumps({"stage": "proposal"})}, token),
+        "preview": tool_post(client, f"/console/groups/{GROUP}/preview", {"document": draft}, token),
+    }
+
+    # Then each is refused, as the API refuses the same key, and the page offers none of them
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 403)
+    assert "only reads" in answers["dry-run"].text
+    headers = {"Authorization": f"Bearer {read}"}
+    api = client.post("/api/v1/workflows/test", headers=headers,
+                      json={"workflow": ladder_document(), "record": {"stage": "proposal"}})
+    assert api.status_code == 403
+    assert 'id="dry-run"' not in page and 'id="read-only-tools"' in page
