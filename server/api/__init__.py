@@ -8,7 +8,7 @@ from litestar.di import Provide
 from server.api.analytics import AnalyticsController
 from server.api.auth import provide_scope
 from server.api.contacts import ContactController
-from server.api import audit, credentials, executions, hooks, keys
+from server.api import audit, credentials, executions, hook_secrets, hooks, keys
 from server.api.deals import DealController
 from server.api.forecast import ForecastController
 from server.api.groups import GroupController
@@ -34,6 +34,7 @@ def api_router() -> Router:
             TeamController,
             *credentials.HANDLERS,
             *keys.HANDLERS,
+            *hook_secrets.HANDLERS,
             WorkflowController,
             RunController,
             GroupController,

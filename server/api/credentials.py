@@ -26,7 +26,7 @@ PLUGIN = (
 
 
 @contextmanager
-def _secret_key() -> Iterator[None]:
+def secret_key_errors() -> Iterator[None]:
     """A missing or wrong ``DEALFLOW_SECRET_KEY`` answers 503, as the webhook endpoints do;
     the admin asking is told why (the reason names the setting, never a secret)."""
     try:
@@ -53,7 +53,7 @@ class CredentialController(Controller):
     def list(
         self, request: Request[Any, Any, Any], team: NamedDependency[TeamScope]
     ) -> list[CredentialOut]:
-        with _secret_key():
+        with secret_key_errors():
             return service.list_(team, _settings(request))
 
     @get(
@@ -68,7 +68,7 @@ class CredentialController(Controller):
         request: Request[Any, Any, Any],
         team: NamedDependency[TeamScope],
     ) -> CredentialOut:
-        with _secret_key():
+        with secret_key_errors():
             return service.get(team, plugin, _settings(request))
 
     @put(
@@ -86,7 +86,7 @@ class CredentialController(Controller):
         request: Request[Any, Any, Any],
         team: NamedDependency[TeamScope],
     ) -> CredentialOut:
-        with _secret_key():
+        with secret_key_errors():
             return service.put(team, plugin, data, _settings(request))
 
     @delete(

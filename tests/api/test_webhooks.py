@@ -742,3 +742,64 @@ def test_the_openapi_document_shows_the_public_route_needs_no_key(
     assert {} in public["security"]
     assert {} not in keyed["security"]
     assert "202" in public["responses"] and "202" in keyed["responses"]
+
+
+# --- secrets managed over the API ------------------------------------------------------------
+
+
+def test_an_admin_creates_lists_and_rotates_secrets_over_the_api(
+    app: Litestar, api: TestClient[Litestar], team: Any, receiver: Any
+) -> None:
+    # Given the team's webhook workflows and no secret yet
+    for document in workflows(receiver.url):
+        assert api.post("/api/v1/workflows", json=document).status_code == 201
+    body = body_of({"kind": "demo"})
+    public = f"/api/v1/hooks/{team.team_id}/{HOOK}"
+
+    # When the admin creates the team's secret
+    made = api.post("/api/v1/team/hook-secrets")
+
+    # Then it is shown once, with where to post, and signs events the server accepts
+    assert made.status_code == 201, made.text
+    first = made.json()
+    assert first["secret"].startswith("whsec_")
+    assert first["url"] == f"/api/v1/hooks/{team.team_id}/{{name}}"
+    assert api.post(public, content=body, headers=sign(first["secret"], body)).status_code == 202
+    # and a second create is refused: rotate instead
+    assert_problem(api.post("/api/v1/team/hook-secrets"), 409)
+
+    # When it is rotated with a grace of one hour
+    rotated = api.post("/api/v1/team/hook-secrets/rotate", json={"grace_hours": 1})
+
+    # Then both secrets sign for now, the previous one until an hour from now
+    assert rotated.status_code == 201, rotated.text
+    second = rotated.json()
+    assert second["previous_key_id"] == first["key_id"]
+    until = dt.datetime.fromisoformat(second["previous_expires_at"])
+    assert dt.timedelta(minutes=59) < until - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
+    for secret in (first["secret"], second["secret"]):
+        assert api.post(public, content=body, headers=sign(secret, body)).status_code == 202
+    # and the list shows key ids and status, never a value
+    listed = api.get("/api/v1/team/hook-secrets")
+    assert [(s["key_id"], s["status"]) for s in listed.json()] == [
+        (second["key_id"], "current"), (first["key_id"], "previous")]
+    assert "whsec_" not in listed.text
+    # and the audit log names both changes by key id, never the secrets
+    audit = api.get("/api/v1/audit").json()
+    logged = {e["action"]: e for e in audit["items"]} if isinstance(audit, dict) else {
+        e["action"]: e for e in audit}
+    assert logged["hook_secret.create"]["target"] == first["key_id"]
+    assert logged["hook_secret.rotate"]["target"] == second["key_id"]
+    assert logged["hook_secret.rotate"]["user_id"] == team.user_id
+    assert "whsec_" not in json.dumps(audit)
+
+
+@pytest.mark.parametrize("body", [{"grace_hours": -1}, {"grace_hours": 24 * 31},
+                                  {"grace": 1}])
+def test_a_bad_rotation_grace_is_refused_and_changes_nothing(
+    api: TestClient[Litestar], engine: Engine, body: dict[str, Any]
+) -> None:
+    resp = api.post("/api/v1/team/hook-secrets/rotate", json=body)
+
+    assert resp.status_code in (400, 422), resp.text
+    assert count(engine, HookSecret) == 0
