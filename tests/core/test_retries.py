@@ -57,6 +57,13 @@ def test_backoff_doubles_from_its_base_up_to_the_cap(monkeypatch: pytest.MonkeyP
     assert {low for low, _ in ceiling.bounds} == {0}
 
 
+def test_backoff_stays_at_the_cap_however_many_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An action type may allow many attempts: the bound must not overflow past the cap
+    monkeypatch.setattr(execution, "random", Ceiling())
+    assert backoff(1025) == 300.0
+    assert backoff(100_000, base=0.05, cap=60.0) == 60.0
+
+
 @pytest.mark.parametrize(("attempt", "bound"), [(1, 1.0), (3, 4.0), (6, 32.0), (12, 300.0)])
 def test_backoff_jitter_spreads_evenly_below_the_bound(
     monkeypatch: pytest.MonkeyPatch, attempt: int, bound: float
