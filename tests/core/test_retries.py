@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select, update
 
 from server.core import execution
+from server.core.broker import make_broker
 from server.core.db import make_session_factory
 from server.core.engine import WorkflowEngine
 from server.core.execution import backoff, perform
@@ -27,7 +28,6 @@ from server.core.plugins import load_registry
 from server.core.runner import Runner
 from server.core.scope import Actor, TeamScope
 from server.core.services import credentials, deals, workflows
-from server.core.broker import make_broker
 from server.settings import Settings
 
 ERP_SECRET = "erp-hmac-secret-retries"
@@ -117,7 +117,8 @@ def setup(engine: Any, make_team: Any) -> Iterator[Any]:
                     session, Actor(team.team_id, team.user_id), WorkflowEngine(registry, settings)
                 )
                 if kind == "erp_export":
-                    credentials.put(scope, "erp_export", {"url": url, "secret": ERP_SECRET}, settings)
+                    values = {"url": url, "secret": ERP_SECRET}
+                    credentials.put(scope, "erp_export", values, settings)
                 workflows.save(scope, {
                     "id": f"retry-{kind}", "name": "Push new deals", "entity": "deal",
                     "trigger": {"type": "record_saved", "on": ["created"]},
@@ -196,7 +197,8 @@ def test_a_failure_is_retried_with_growing_delays_until_the_limit_then_dead(
         assert row.next_attempt_at is not None
         waits = aware(row.next_attempt_at) - dt.datetime.fromisoformat(entry["at"])
         slack = dt.timedelta(milliseconds=entry["duration_ms"] + 500)
-        assert dt.timedelta(seconds=2 ** (n - 1)) <= waits <= dt.timedelta(seconds=2 ** (n - 1)) + slack
+        scheduled = dt.timedelta(seconds=2 ** (n - 1))
+        assert scheduled <= waits <= scheduled + slack
         # and a worker handed it before that time leaves it alone
         assert setup.perform(execution_id) is None
         assert len(receiver.received("/erp")) == n
