@@ -39,7 +39,9 @@ action that was performed must not be performed again for want of a commit."""
 
 def backoff(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
     """Seconds to wait before retry ``attempt`` (1-based): exponential with full jitter."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+    # The exponent is bounded so that an action type allowing a thousand attempts or more
+    # waits the cap rather than overflowing a float (which left its execution unrecorded).
+    return random.uniform(0, min(cap, base * 2.0 ** min(attempt - 1, 1000)))
 
 
 def claimable(now: dt.datetime) -> ColumnElement[bool]:

@@ -132,6 +132,26 @@ def test_a_5xx_is_retried_with_the_same_idempotency_key(
     assert execution["idempotency_key"] == first.headers["idempotency-key"]
 
 
+def test_a_408_is_retried_with_the_same_request(
+    api: Any, erp: str, receiver: Any, join: Any
+) -> None:
+    # Given an ERP that times the request out once (408 Request Timeout), then accepts
+    receiver.respond(PATH, 408, b"request timeout")
+    # When a deal is created
+    create_deal(api)
+    join()
+    # Then the ERP got the same signed request twice, and the execution succeeded on attempt 2
+    first, second = receiver.received(PATH)
+    assert first.body == second.body
+    for name in ("idempotency-key", "x-dealflow-signature"):
+        assert first.headers[name] == second.headers[name]
+    execution = only_execution(api)
+    assert (execution["status"], execution["attempts"]) == ("succeeded", 2)
+    timed_out, succeeded = execution["attempt_log"]
+    assert timed_out["error"] == "erp_export: the ERP answered HTTP 408: request timeout"
+    assert timed_out["retry_in_s"] >= 0 and succeeded["status"] == "succeeded"
+
+
 def test_a_429_waits_for_retry_after(api: Any, erp: str, receiver: Any, join: Any) -> None:
     # Given an ERP that asks to slow down for 1 s (with a backoff base of 1 s, the jitter
     # alone would often retry sooner)

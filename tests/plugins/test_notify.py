@@ -231,17 +231,21 @@ def test_a_telegram_rate_limit_is_retried_after_its_retry_after(
     assert TOKEN not in json.dumps(execution)
 
 
-def test_a_slack_404_is_dead_at_once_with_slacks_answer(
-    notify_app: Litestar, napi: Any, receiver: Any
+@pytest.mark.parametrize(("status", "answer"), [(400, b"invalid_payload"), (404, b"no_service")])
+def test_a_slack_4xx_is_dead_at_once_with_slacks_answer(
+    notify_app: Litestar, napi: Any, receiver: Any, status: int, answer: bytes
 ) -> None:
-    receiver.respond(SLACK_PATH, 404, b"no_service")
+    receiver.respond(SLACK_PATH, status, answer)
     assert napi.post("/api/v1/workflows", json=notify(SLACK)).status_code == 201
     assert napi.post("/api/v1/deals", json={"title": "Initech"}).status_code == 201
     settle(notify_app)
     assert len(receiver.received(SLACK_PATH)) == 1
     execution = executions(napi)["notify_slack"]
     assert (execution["status"], execution["attempts"]) == ("dead", 1)
-    assert execution["last_error"] == "notify_slack: Slack answered HTTP 404: no_service"
+    assert execution["last_error"] == (
+        f"notify_slack: Slack answered HTTP {status}: {answer.decode()}"
+    )
+    assert execution["next_attempt_at"] is None
 
 
 def test_a_telegram_400_is_dead_with_its_description_and_no_token(
