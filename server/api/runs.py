@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, Parameter
 
 from server.api.pages import Cursor, IdFilter, Limit, Page, page
 from server.core.scope import TeamScope
@@ -30,6 +31,11 @@ class RunController(Controller):
         status: FromQuery[str | None] = None,
         since: FromQuery[dt.datetime | None] = None,
         until: FromQuery[dt.datetime | None] = None,
+        order: Annotated[
+            Literal["oldest", "newest"],
+            Parameter(description="`oldest` first (the default) or `newest` first; keep the "
+                      "same order for every page of a cursor"),
+        ] = "oldest",
     ) -> Page[RunOut]:
         return page(
             *service.list_(
@@ -42,6 +48,7 @@ class RunController(Controller):
                 status=status,
                 since=since,
                 until=until,
+                newest_first=order == "newest",
             )
         )
 

@@ -232,13 +232,13 @@ def save(request: Request[Any, Any, Any], key: FromPath[str], data: Form) -> Tem
 # --- runs -------------------------------------------------------------------------------
 
 
-def _since(value: str | None) -> dt.datetime | None:
+def _moment(field: str, value: str | None) -> dt.datetime | None:
     if not value:
         return None
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:
-        raise Refused(400, f"since: {value!r} is not a date and time (2026-11-25T09:00)") from None
+        raise Refused(400, f"{field}: {value!r} is not a date and time (2026-11-25T09:00)") from None
 
 
 @get("/runs", sync_to_thread=True)
@@ -249,11 +249,13 @@ def runs(
     workflow: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
     since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Template:
+    """The team's runs, newest first, filtered as ``GET /api/v1/runs`` filters them."""
     current = require_session(request)
     filters = {"entity": entity or "", "record_id": record_id or "", "workflow": workflow or "",
-               "status": status or "", "since": since or ""}
+               "status": status or "", "since": since or "", "until": until or ""}
     if record_id and not record_id.isdigit():
         raise Refused(400, f"record id: {record_id!r} is not a number")
     with team_scope(request, current) as scope:
@@ -261,7 +263,8 @@ def runs(
             found, next_cursor = runs_service.list_(
                 scope, limit=PAGE_SIZE, cursor=cursor or None, entity=entity or None,
                 record_id=int(record_id) if record_id else None, workflow=workflow or None,
-                status=status or None, since=_since(since),
+                status=status or None, since=_moment("since", since),
+                until=_moment("until", until), newest_first=True,
             )
         except DealflowError as exc:
             raise Refused(exc.status, exc.message) from None

@@ -382,7 +382,8 @@ def test_a_deals_run_is_found_in_the_explorer_and_explained(
 
     listing = console.get("/console/runs", params={"entity": "deal", "record_id": deal["id"]})
     shown = [int(n) for n in re.findall(r'data-run="(\d+)"', listing.text)]
-    api = console.get("/api/v1/runs", params={"entity": "deal", "record_id": deal["id"]},
+    api = console.get("/api/v1/runs", params={"entity": "deal", "record_id": deal["id"],
+                                              "order": "newest"},
                       headers=team.headers).json()["items"]
     assert shown and [r["id"] for r in api] == shown
     run_id = min(shown)  # the deal's creation (the others follow from its field update)
@@ -411,8 +412,12 @@ def test_runs_are_paged_with_a_cursor(console: TestClient[Litestar], team: Any) 
     assert more and len(re.findall(r'data-run="', first)) == 25
     second = console.get(more.group(1).replace("&amp;", "&")).text
     assert len(re.findall(r'data-run="', second)) >= 2
-    assert not set(re.findall(r'data-run="(\d+)"', first)) & set(
-        re.findall(r'data-run="(\d+)"', second))
+    ids = [int(n) for n in re.findall(r'data-run="(\d+)"', first + second)]
+    # newest first, the first page starting at the latest run, no run twice
+    every = [r["id"] for r in console.get("/api/v1/runs", params={"limit": 200},
+                                          headers=team.headers).json()["items"]]
+    assert ids == sorted(ids, reverse=True) and ids[0] == max(every)
+    assert len(set(ids)) == len(ids)
 
 
 def test_a_dead_execution_is_retried_from_its_run(
@@ -459,3 +464,33 @@ def test_runs_are_filtered_by_time(console: TestClient[Litestar], team: Any) -> 
 
     assert 'data-run="' in past and 'data-run="' not in future
     assert wrong.status_code == 400 and "not a date and time" in wrong.text
+
+
+def test_runs_are_filtered_by_a_time_window(console: TestClient[Litestar], team: Any,
+                                            engine: Any) -> None:
+    # Given two deals' runs, the first moved a day back
+    from sqlalchemy import update
+
+    from server.core.models import Run
+
+    for title in ("Old", "New"):
+        assert console.post("/api/v1/deals", headers=team.headers,
+                            json={"title": title}).status_code == 201
+    every = console.get("/api/v1/runs", headers=team.headers).json()["items"]
+    oldest = min(r["id"] for r in every)
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with transaction(make_session_factory(engine)) as session:
+        session.execute(update(Run).where(Run.id == oldest).values(created_at=yesterday))
+    cut = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+
+    # When the explorer is asked for runs before and since an hour ago
+    before = console.get("/console/runs", params={"until": cut}).text
+    since = console.get("/console/runs", params={"since": cut}).text
+
+    # Then each shows its side of the window, as the API does
+    assert re.findall(r'data-run="(\d+)"', before) == [str(oldest)]
+    assert str(oldest) not in re.findall(r'data-run="(\d+)"', since)
+    api = console.get("/api/v1/runs", params={"until": cut + ":00Z"},
+                      headers=team.headers).json()["items"]
+    assert [r["id"] for r in api] == [oldest]
+    assert console.get("/console/runs", params={"until": "yesterday"}).status_code == 400

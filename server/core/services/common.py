@@ -170,13 +170,16 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 def fetch_page(
-    scope: TeamScope, stmt: Select[Any], model: Any, limit: int, cursor: str | None
+    scope: TeamScope, stmt: Select[Any], model: Any, limit: int, cursor: str | None,
+    *, newest_first: bool = False,
 ) -> tuple[Sequence[Any], str | None]:
-    """One page of ``stmt`` in id order, and the cursor of the next page (None on the last)."""
+    """One page of ``stmt`` in id order (descending with ``newest_first``), and the cursor of
+    the next page (None on the last)."""
     after = decode_cursor(cursor)
     if after is not None:
-        stmt = stmt.where(model.id > after)
-    rows = scope.session.scalars(stmt.order_by(model.id).limit(limit + 1)).all()
+        stmt = stmt.where(model.id < after if newest_first else model.id > after)
+    order = model.id.desc() if newest_first else model.id
+    rows = scope.session.scalars(stmt.order_by(order).limit(limit + 1)).all()
     if len(rows) > limit:
         return rows[:limit], encode_cursor(rows[limit - 1].id)
     return rows, None

@@ -73,6 +73,7 @@ def list_(
     status: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[RunOut], str | None]:
     stmt = scope.select(Run)
     if entity is not None:
@@ -87,7 +88,7 @@ def list_(
         stmt = stmt.where(Run.created_at >= aware(since, scope))
     if until is not None:
         stmt = stmt.where(Run.created_at < aware(until, scope))
-    runs, next_cursor = fetch_page(scope, stmt, Run, limit, cursor)
+    runs, next_cursor = fetch_page(scope, stmt, Run, limit, cursor, newest_first=newest_first)
     events = {
         e.id: e
         for e in scope.session.scalars(
