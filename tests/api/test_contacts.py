@@ -743,3 +743,19 @@ def test_deleting_a_contact_deletes_its_communications(api) -> None:
 
     # Then
     assert_problem(api.get(f"{URL}/{contact['id']}/communications"), 404)
+
+
+def test_communications_are_paged_with_a_cursor(api) -> None:
+    # Given a contact with three logged communications
+    contact_id = create(api, name="Paged")["id"]
+    logged = [log(api, contact_id, at=f"2026-03-0{n}T10:00:00Z")["id"] for n in (1, 2, 3)]
+
+    # When they are read two a page
+    url = f"{URL}/{contact_id}/communications"
+    first = api.get(url, params={"limit": 2}).json()
+    second = api.get(url, params={"limit": 2, "cursor": first["next_cursor"]}).json()
+
+    # Then each comes once and the last page says so
+    assert [c["id"] for c in first["items"] + second["items"]] == logged
+    assert second["next_cursor"] is None
+    assert_problem(api.get(url, params={"cursor": "nope"}), 422, "cursor")

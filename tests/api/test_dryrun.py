@@ -196,3 +196,38 @@ def test_a_schedule_workflow_is_tried_on_an_occurrence(api) -> None:
     refused = api.post("/api/v1/workflows/test", json={
         "workflow": workflow, "record": {"stage": "sal"}, "op": "updated"})
     assert refused.status_code == 422 and refused.json()["field"] == "op"
+
+
+STAGE_MOVE = {
+    "id": "to-negotiation",
+    "name": "Proposal to negotiation",
+    "entity": "deal",
+    "trigger": {"type": "stage_changed", "from": ["proposal"], "to": ["negotiation"]},
+    "condition": "previous.amount < record.amount",
+    "actions": [{"type": "field_update", "set": {"custom.raised": True}}],
+}
+
+
+def test_a_previous_record_decides_the_trigger_and_the_condition(api) -> None:
+    record = {"stage": "negotiation", "amount": 2000, "custom": {}}
+
+    # When the sample moved from proposal with a smaller amount: the trigger fires and matches
+    moved = dry_run(api, {"workflow": STAGE_MOVE, "record": record,
+                          "previous": {"stage": "proposal", "amount": 1000, "custom": {}},
+                          "op": "updated"})
+    # When it came from another stage: the stage_changed filter does not fire
+    other = dry_run(api, {"workflow": STAGE_MOVE, "record": record,
+                          "previous": {"stage": "qualified", "amount": 1000, "custom": {}},
+                          "op": "updated"})
+    # When the amount did not grow: the trigger fires, the condition names what was false
+    same = dry_run(api, {"workflow": STAGE_MOVE, "record": record,
+                         "previous": {"stage": "proposal", "amount": 2000, "custom": {}},
+                         "op": "updated"})
+
+    assert (moved["trigger_fires"], moved["matched"]) == (True, True)
+    assert moved["changes"] == {"custom.raised": True}
+    assert other["trigger_fires"] is False and other["changes"] == {}
+    assert (same["trigger_fires"], same["matched"]) == (True, False)
+    assert "previous.amount < record.amount" in same["condition"]["failed"]
+    assert same["changes"] == {}
+    assert runs(api) == []

@@ -549,3 +549,27 @@ def test_list_filters_by_contact(api) -> None:
     mine = create(api, contact_id=contact_id)
 
     assert ids(api.get(URL, params={"contact_id": contact_id})) == [mine["id"]]
+
+
+def test_list_pages_through_leads_with_a_cursor_and_filters(api) -> None:
+    # Given five leads, two of them moved to mql
+    made = [create(api, contact_id=new_contact(api, f"C{n}"))["id"] for n in range(5)]
+    for lead_id in made[1:3]:
+        move(api, lead_id, "mql")
+
+    # When every lead is read two a page, and the mql ones one a page
+    pages, cursor = [], None
+    for _ in range(5):
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = api.get(URL, params=params).json()
+        pages.append([lead["id"] for lead in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    first = api.get(URL, params={"stage": "mql", "limit": 1}).json()
+    second = api.get(URL, params={"stage": "mql", "limit": 1, "cursor": first["next_cursor"]}).json()
+
+    # Then every lead comes once, in order, and the filter holds on every page
+    assert pages == [made[0:2], made[2:4], made[4:5]]
+    assert [first["items"][0]["id"], second["items"][0]["id"]] == made[1:3]
+    assert second["next_cursor"] is None

@@ -380,3 +380,30 @@ def test_validate_proves_exclusive_groups_against_the_given_domains(
     # Without domains the picklist fields cannot be proven: a warning, not a failure
     result = cli("workflows", "validate", ladder)
     assert result.returncode == 0 and "cannot prove: record.stage" in result.stderr
+
+
+def test_validate_reports_gaps_failing_only_an_exhaustive_group(cli: Cli, tmp_path: Path) -> None:
+    # Given the shipped ladder (exhaustive) without its 70 % step, and the same as a plain
+    # exclusive group
+    from server.core.starter import STARTER_DOMAINS
+
+    ladder = Path(str(resources.files("workflows")))
+    domains = write(tmp_path / "domains.json", STARTER_DOMAINS)
+    steps = [json.loads(p.read_text()) for p in sorted(ladder.glob("deal-probability-*.json"))
+             if p.name != "deal-probability-70.json"]
+    for step in steps:
+        write(tmp_path / "exhaustive" / f"{step['id']}.json", step)
+        write(tmp_path / "plain" / f"{step['id']}.json", {**step, "exhaustive": False})
+
+    # When each is validated
+    exhaustive = cli("workflows", "validate", "--domains", domains, tmp_path / "exhaustive")
+    plain = cli("workflows", "validate", "--domains", domains, tmp_path / "plain")
+
+    # Then both name the combinations the missing step covered; only the exhaustive one fails
+    assert exhaustive.returncode == 1, exhaustive.stdout + exhaustive.stderr
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    for result in (exhaustive, plain):
+        text = result.stdout + result.stderr
+        assert re.search(r"\d+ gap\(s\)", text), text
+        assert "negotiation" in text and "firm" in text
+    assert "1 exclusive group(s) fail" in exhaustive.stderr
