@@ -8,8 +8,7 @@ PORT ?= 8000
 .PHONY: run test services clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	PYTHON=$(PYTHON) scripts/make-venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
