@@ -78,6 +78,34 @@ def test_every_hook_has_a_section_headed_by_its_signature(hook: str) -> None:
     )
 
 
+def section(markdown: str, heading_text: str) -> str:
+    """The text under the heading containing ``heading_text``, up to the next heading."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and heading_text in line)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
+    return "\n".join(lines[start + 1:end])
+
+
+def flat(text: str) -> str:
+    return " ".join(text.replace("``", "`").split())
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_section_says_what_its_docstring_says(hook: str) -> None:
+    """The reference is checked against the hookspecs: its first sentence is the docstring's
+    summary, word for word, and it names every argument and what the return value means."""
+    spec = getattr(hookspecs, hook)
+    text = flat(section(PLUGINS_MD, f"`{signature(spec)}`"))
+    summary = flat(inspect.getdoc(spec).split("\n\n")[0])
+    assert text.startswith(summary), (
+        f"docs/plugins.md's section for {hook} must open with its docstring's summary:\n"
+        f"{summary}\nit opens with:\n{text[:len(summary) + 40]}"
+    )
+    for name in inspect.signature(spec).parameters:
+        assert f"`{name}`" in text, f"the section for {hook} does not describe `{name}`"
+    assert "Return value" in text, f"the section for {hook} does not say what it returns"
+
+
 def test_the_plugin_example_loads_registers_and_previews(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given: the example's entry point and module, as docs/plugins.md shows them
     (toml,) = code_blocks(PLUGINS_MD, "toml")
@@ -116,6 +144,47 @@ def test_the_plugin_example_loads_registers_and_previews(monkeypatch: pytest.Mon
         "url": "http://x/deals/won",
         "body": {"workflow": "pingback-won", "record_id": 7, "stage": "won", "note": ""},
     }
+
+
+def _example_plugin(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """The example plugin of docs/plugins.md, imported as ``dealflow_pingback``."""
+    (python,) = [block for block in code_blocks(PLUGINS_MD, "python") if "@hookimpl" in block]
+    module = types.ModuleType("dealflow_pingback")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(python, "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def test_the_guides_plugin_tests_pass_and_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "Testing a plugin" example, run as written against the example plugin, and run
+    again against a broken copy of it (no idempotency key sent), which it must catch."""
+    (tests,) = [b for b in code_blocks(PLUGINS_MD, "python") if "def test_pingback" in b]
+
+    def run(plugin: types.ModuleType) -> None:
+        namespace: dict[str, Any] = {}
+        exec(compile(tests, "docs/plugins.md#testing-a-plugin", "exec"), namespace)  # noqa: S102
+        fixture = namespace["receiver"].__wrapped__()
+        try:
+            namespace["test_pingback_posts_once_per_execution_and_retries_only_5xx"](
+                next(fixture))
+        finally:
+            fixture.close()
+        namespace["test_a_workflow_without_a_path_is_refused_at_save"]()
+
+    plugin = _example_plugin(monkeypatch)
+    run(plugin)
+    original = plugin.body
+
+    def forgetful_send(config: Any, context: ActionContext) -> dict[str, Any]:
+        from server.plugin import http_client
+
+        response = http_client(context.settings, timeout=10).post(
+            plugin.BASE_URL + config["path"], json=original(config, context))
+        return {"status": response.status_code}
+
+    monkeypatch.setattr(plugin, "send", forgetful_send)
+    with pytest.raises((AssertionError, KeyError)):
+        run(plugin)
 
 
 # --- workflows.md ----------------------------------------------------------------------------

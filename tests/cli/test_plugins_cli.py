@@ -26,6 +26,10 @@ def test_plugins_list_names_each_action_with_its_package_and_version() -> None:
         "post_with_token", "side_effect", "sample", "sample", "dealflow-sample-plugin",
         version("dealflow-sample-plugin"),
     ]
+    # the four shipped plugins: registered through the entry points of the dealflow package
+    for action in ("erp_export", "email_marketing", "notify_slack", "notify_telegram"):
+        assert rows[action][:6] == [action, "side_effect", action, action, "dealflow",
+                                    version("dealflow")], rows[action]
     # a built-in one
     assert rows["email"][:4] == ["email", "side_effect", "-", "builtin"]
     assert "template filters: shout" in done.stdout
