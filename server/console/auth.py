@@ -86,6 +86,24 @@ def require_member(current: Current) -> None:
         )
 
 
+async def draw_token(request: Request[Any, Any, Any], current: Current) -> None:
+    """Take a token from the bucket the session's API key draws on over the API (the user's,
+    for a password sign-in), so that the console's costly tools (live check, dry run, impact
+    preview over every open deal) are limited as the API is; 429 when it is empty."""
+    buckets = request.app.state.get("rate_limiter")
+    if buckets is None:
+        return
+    actor = current.actor
+    key = f"key:{actor.key_id}" if actor.key_id is not None else f"user:{actor.user_id}"
+    decision = await buckets.take(key)
+    if not decision.allowed:
+        raise Refused(
+            429,
+            f"Too many requests for this key: retry in {decision.retry_after} s (the limits are "
+            "DEALFLOW_RATE_LIMIT_PER_SECOND and DEALFLOW_RATE_LIMIT_BURST).",
+        )
+
+
 def require_admin(current: Current) -> None:
     """Refuse a save to anyone but an admin signed in without a narrowing scope."""
     if current.kind != "admin":

@@ -25,6 +25,7 @@ from server.console.auth import (
     check_csrf,
     cookie_args,
     current_session,
+    draw_token,
     require_admin,
     require_member,
     require_session,
@@ -197,6 +198,7 @@ async def check(request: Request[Any, Any, Any], key: FromPath[str]) -> Response
     current = await anyio.to_thread.run_sync(require_session, request)
     check_csrf(current, request.headers.get(CSRF_HEADER))
     require_member(current)  # as POST /api/v1/workflows/validate
+    await draw_token(request, current)
     text = (await request.body()).decode("utf-8", "replace")
 
     def run() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from server.console.auth import (
     CSRF_HEADER,
     Refused,
     check_csrf,
+    draw_token,
     require_admin,
     require_member,
     require_session,
@@ -56,6 +57,7 @@ async def _json_post(request: Request[Any, Any, Any]) -> tuple[Current, Any]:
     current = await anyio.to_thread.run_sync(require_session, request)
     check_csrf(current, request.headers.get(CSRF_HEADER))
     require_member(current)
+    await draw_token(request, current)
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):

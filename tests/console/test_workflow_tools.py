@@ -359,3 +359,27 @@ def test_a_read_key_may_not_check_dry_run_or_preview_as_over_the_api(
                       json={"workflow": ladder_document(), "record": {"stage": "proposal"}})
     assert api.status_code == 403
     assert 'id="dry-run"' not in page and 'id="read-only-tools"' in page
+
+
+def test_the_tools_draw_on_the_keys_rate_limit_as_the_api_does(
+    console: TestClient[Litestar], app: Litestar, starter: None, team: Any
+) -> None:
+    # Given a burst of 3 on a clock that does not move
+    from server.core.ratelimit import LocalBuckets
+
+    before = app.state.rate_limiter
+    app.state.rate_limiter = LocalBuckets(0.001, 3, clock=lambda: 1000.0)
+    try:
+        token = csrf(console.get(f"/console/workflows/{LADDER}").text)
+        draft = json.dumps(ladder_document())
+
+        # When the signed-in key previews the group's impact again and again
+        answers = [tool_post(console, f"/console/groups/{GROUP}/preview", {"document": draft},
+                             token).status_code for _ in range(4)]
+        api = console.get("/api/v1/workflows", headers=team.headers)
+
+        # Then its burst is spent in the console and in the API alike: one bucket per key
+        assert answers == [200, 200, 200, 429]
+        assert api.status_code == 429
+    finally:
+        app.state.rate_limiter = before
