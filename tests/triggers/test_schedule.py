@@ -181,6 +181,38 @@ def test_sla_breached_fires_once_per_stage_entry_without_contact(world: World) -
     assert world.fired("sal-sla")[1][1]["since"] == again.isoformat()
 
 
+def test_a_contact_after_the_sla_ran_out_does_not_hide_the_breach(world: World) -> None:
+    # Given a 24-hour sal SLA and leads reached: only after the SLA ran out (the scanner was
+    # down then), in time (and again later), by a last contact set by hand after the SLA,
+    # exactly at the deadline, and a microsecond after it
+    world.team_settings(stage_sla_hours={"sal": 24})
+    world.workflow(flagging("sal-sla", "lead", {"kind": "sla_breached", "stage": "sal"}))
+    late, on_time, by_hand, at_deadline, just_after = (
+        world.lead(world.contact(name).id, "sal")
+        for name in ("Late", "On time", "By hand", "At the deadline", "Just after")
+    )
+
+    def deadline(lead: Any) -> dt.datetime:
+        return entered(world, lead.id) + dt.timedelta(hours=24)
+
+    world.talk(late.contact_id, deadline(late) + dt.timedelta(hours=2))
+    world.talk(on_time.contact_id, deadline(on_time) - dt.timedelta(hours=1))
+    world.talk(on_time.contact_id, deadline(on_time) + dt.timedelta(hours=3))
+    world.do(
+        contacts.update,
+        by_hand.contact_id,
+        contacts.ContactPatch(last_contacted_at=deadline(by_hand) + dt.timedelta(hours=1)),
+    )
+    world.talk(at_deadline.contact_id, deadline(at_deadline))
+    world.talk(just_after.contact_id, deadline(just_after) + dt.timedelta(microseconds=1))
+    # When the first scan after the deadlines runs, after the late contacts
+    clock = Clock(deadline(just_after) + dt.timedelta(hours=5))
+    # Then the leads not reached within the window breached; those reached in time did not
+    assert world.scan(clock) == 3
+    assert [r for r, _ in world.fired("sal-sla")] == [late.id, by_hand.id, just_after.id]
+    assert world.scan(clock) == 0
+
+
 def test_sla_hours_in_the_trigger_win_and_leaving_the_stage_meets_a_marketing_sla(
     world: World,
 ) -> None:
