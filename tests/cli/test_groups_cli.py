@@ -234,7 +234,9 @@ def test_recompute_evaluates_deals_off_the_table_and_reports_conflicts(
             "WHERE title IN (?, ?)",
             ("Globex staff", "Umbrella retainer"),
         )
-        (conflict,) = conn.execute("SELECT id FROM deals WHERE title = 'Umbrella retainer'").fetchone()
+        (conflict,) = conn.execute(
+            "SELECT id FROM deals WHERE title = ?", ("Umbrella retainer",)
+        ).fetchone()
     # When
     out = acme.ok("recompute", "--team", "Acme", "--group", LADDER)
     # Then the qualification deal took the legacy step, the proposal one kept its value and
