@@ -102,6 +102,13 @@ def cmd_recompute(args: argparse.Namespace) -> int:
                     f"team {team.name!r}, group {group}: {result.deals_changed} of "
                     f"{result.deals_scanned} open deal(s) changed"
                 )
+                if result.conflicts:
+                    shown = ", ".join(str(i) for i in result.conflict_ids)
+                    more = ", …" if result.conflicts > len(result.conflict_ids) else ""
+                    print(
+                        f"  {result.conflicts} deal(s) left as they are: two or more workflows "
+                        f"of the group match them (a conflict): {shown}{more}"
+                    )
                 for error in result.errors:
                     print(f"  {error}")
     return 0

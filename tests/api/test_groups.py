@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import jmespath
+import pytest
 from sqlalchemy import Engine, update
 
 from server.core.models import Deal
@@ -655,6 +656,8 @@ def test_recompute_after_a_ladder_change_fixes_every_open_deal(api, engine: Engi
         "group": LADDER,
         "deals_scanned": len(open_deals),
         "deals_changed": len(in_step) + 1,
+        "conflicts": 0,
+        "conflict_ids": [],
         "errors": [],
     }
     for d in deals:
@@ -700,6 +703,84 @@ def test_recompute_of_a_group_over_the_currency_domain(api) -> None:
         read_deal(api, eur["id"])["probability"],
         read_deal(api, eur["id"])["weighted_amount"],
     ) == (60, 1800.0)
+
+
+def deals_off_the_table(api: Any, **sets: Any) -> dict[str, dict[str, Any]]:
+    """Deals the group's table has no entry for, made before the group existed: a kind
+    outside the narrowed domain (both members match it: a conflict), no kind at all (only
+    ``wb`` matches it), and two on the table. ``sets`` adds to what each member sets."""
+    set_domains(api, {"deal.custom.kind": ["a", "b", "zzz"]})
+    made = {
+        "outside": new_deal(api, amount=1000, custom={"kind": "zzz"}),
+        "missing": new_deal(api, amount=3000),
+        "a": new_deal(api, amount=500, custom={"kind": "a"}),
+        "b": new_deal(api, amount=700, custom={"kind": "b"}),
+    }
+    set_domains(api, {"deal.custom.kind": ["a", "b"]})
+    wa = member("wa", "record.custom.kind == 'a' || record.custom.kind == 'zzz'", probability=10)
+    wb = member("wb", "record.custom.kind != 'a'", probability=20)
+    for document, extra in ((wa, sets.get("wa")), (wb, sets.get("wb"))):
+        if extra:
+            document["actions"][0]["set"].update(extra)
+        save(api, document)
+    return made
+
+
+def engine_result(api: Any, deal_id: int) -> tuple[Any, Any, str]:
+    """What the engine makes of the deal on its next save: probability, weighted, run status."""
+    after = patch_deal(api, deal_id, title="saved again")
+    return after["probability"], after["weighted_amount"], runs_of(api, deal_id)[-1]["status"]
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [{}, {"wa": {"custom.tier": "A"}, "wb": {"custom.tier": "B"}}],
+    ids=["probability-ladder", "other-fields"],
+)
+def test_recompute_and_preview_evaluate_deals_off_the_table_as_the_engine_does(
+    api, sets: dict[str, Any]
+) -> None:
+    # Given deals whose factor values miss the group's table (one of them a conflict)
+    made = deals_off_the_table(api, **sets)
+    outside = made["outside"]["id"]
+    # When the group is previewed, then recomputed
+    preview = api.post("/api/v1/groups/g/preview", json={"workflows": []})
+    resp = api.post("/api/v1/groups/g/recompute")
+    # Then both give the missing kind wb's value and report the conflict instead of a silence
+    assert preview.status_code == 200, preview.text
+    assert resp.status_code == 200, resp.text
+    body = preview.json()
+    assert {c["id"]: c["changes"]["probability"] for c in body["changes"]} == {
+        made["missing"]["id"]: [None, 20],
+        made["a"]["id"]: [None, 10],
+        made["b"]["id"]: [None, 20],
+    }
+    assert (body["deals_changed"], body["conflicts"], body["conflict_ids"]) == (3, 1, [outside])
+    assert resp.json() == {
+        "group": "g",
+        "deals_scanned": 4,
+        "deals_changed": 3,
+        "conflicts": 1,
+        "conflict_ids": [outside],
+        "errors": [],
+    }
+    stored = {name: read_deal(api, d["id"]) for name, d in made.items()}
+    assert {name: d["probability"] for name, d in stored.items()} == {
+        "outside": None,
+        "missing": 20,
+        "a": 10,
+        "b": 20,
+    }
+    if sets:
+        assert stored["missing"]["custom"] == {"tier": "B"}
+    # and the engine, on each deal's next save, agrees with what recompute wrote
+    for name, deal in made.items():
+        probability, weighted_amount, status = engine_result(api, deal["id"])
+        assert (probability, weighted_amount) == (
+            stored[name]["probability"],
+            stored[name]["weighted_amount"],
+        ), name
+        assert status == ("conflict" if name == "outside" else "ok"), name
 
 
 # --- the shipped ladder: the demo flow on the compiled table -------------------------------

@@ -200,6 +200,61 @@ def test_preview_lists_the_deals_a_draft_would_change_and_writes_nothing(acme: C
     assert stored(acme.db) == before
 
 
+def test_recompute_evaluates_deals_off_the_table_and_reports_conflicts(
+    acme: Cli, tmp_path: Path
+) -> None:
+    # Given two steps for a proposal type outside the domain ("legacy"): on the domain's
+    # values they match nothing, so the group stays proven; a legacy deal in proposal
+    # matches both (a runtime conflict), one in qualification only the first
+    steps = tmp_path / "legacy"
+    steps.mkdir()
+    for key, condition, probability in [
+        ("legacy-any", "record.custom.proposal_type == 'legacy'", 15),
+        (
+            "legacy-proposal",
+            "record.custom.proposal_type == 'legacy' && record.stage == 'proposal'",
+            25,
+        ),
+    ]:
+        document = {
+            "id": key,
+            "name": key,
+            "entity": "deal",
+            "trigger": {"type": "record_saved", "on": ["created", "updated"]},
+            "group": LADDER,
+            "exclusive": True,
+            "condition": condition,
+            "actions": [{"type": "field_update", "set": {"probability": probability}}],
+        }
+        (steps / f"{key}.json").write_text(json.dumps(document))
+    acme.ok("workflows", "import", "--team", "Acme", str(steps))
+    with sqlite3.connect(acme.db) as conn:
+        conn.execute(
+            "UPDATE deals SET custom = json_set(custom, '$.proposal_type', 'legacy') "
+            "WHERE title IN (?, ?)",
+            ("Globex staff", "Umbrella retainer"),
+        )
+        (conflict,) = conn.execute(
+            "SELECT id FROM deals WHERE title = ?", ("Umbrella retainer",)
+        ).fetchone()
+    # When
+    out = acme.ok("recompute", "--team", "Acme", "--group", LADDER)
+    # Then the qualification deal took the legacy step, the proposal one kept its value and
+    # is reported, and the others are unchanged
+    assert f"team 'Acme', group {LADDER}: 1 of {len(OPEN_DEALS)} open deal(s) changed" in out
+    assert (
+        "  1 deal(s) left as they are: two or more workflows of the group match them "
+        f"(a conflict): {conflict}"
+    ) in out
+    now = stored(acme.db)
+    assert now["Globex staff"] == (15, weighted(5000, 15))
+    assert now["Umbrella retainer"] == (40, weighted(12345.6, 40))
+    for title, amount, _, stage, kind, relationship, _ in OPEN_DEALS:
+        if title not in ("Globex staff", "Umbrella retainer"):
+            probability = ladder_step(stage, kind, relationship)[1]
+            assert now[title] == (probability, weighted(amount, probability)), title
+
+
 def test_recompute_reports_and_fixes_the_deals_whose_probability_is_wrong(acme: Cli) -> None:
     # Given two open deals whose stored probability was corrupted behind the app's back
     with sqlite3.connect(acme.db) as conn:

@@ -28,6 +28,7 @@ from server.core.plugins import load_registry
 from server.core.runtime import build_runtime
 from server.core.scope import Actor, TeamScope
 from server.core.services import communications, contacts, deals, leads, workflows
+from server.core.services.analytics.funnel import funnel
 from server.settings import Settings
 from server.triggers.schedule import scan
 
@@ -179,6 +180,73 @@ def test_sla_breached_fires_once_per_stage_entry_without_contact(world: World) -
     assert world.scan(clock) == 0
     assert [r for r, _ in world.fired("sal-sla")] == [silent.id, silent.id]
     assert world.fired("sal-sla")[1][1]["since"] == again.isoformat()
+
+
+def test_a_contact_after_the_sla_ran_out_does_not_hide_the_breach(world: World) -> None:
+    # Given a 24-hour sal SLA and leads reached: only after the SLA ran out (the scanner was
+    # down then), in time (and again later), by a last contact set by hand after the SLA,
+    # exactly at the deadline, and a microsecond after it
+    world.team_settings(stage_sla_hours={"sal": 24})
+    world.workflow(flagging("sal-sla", "lead", {"kind": "sla_breached", "stage": "sal"}))
+    late, on_time, by_hand, at_deadline, just_after = (
+        world.lead(world.contact(name).id, "sal")
+        for name in ("Late", "On time", "By hand", "At the deadline", "Just after")
+    )
+
+    def deadline(lead: Any) -> dt.datetime:
+        return entered(world, lead.id) + dt.timedelta(hours=24)
+
+    world.talk(late.contact_id, deadline(late) + dt.timedelta(hours=2))
+    world.talk(on_time.contact_id, deadline(on_time) - dt.timedelta(hours=1))
+    world.talk(on_time.contact_id, deadline(on_time) + dt.timedelta(hours=3))
+    world.do(
+        contacts.update,
+        by_hand.contact_id,
+        contacts.ContactPatch(last_contacted_at=deadline(by_hand) + dt.timedelta(hours=1)),
+    )
+    world.talk(at_deadline.contact_id, deadline(at_deadline))
+    world.talk(just_after.contact_id, deadline(just_after) + dt.timedelta(microseconds=1))
+    # When the first scan after the deadlines runs, after the late contacts
+    clock = Clock(deadline(just_after) + dt.timedelta(hours=5))
+    # Then the leads not reached within the window breached; those reached in time did not
+    assert world.scan(clock) == 3
+    assert [r for r, _ in world.fired("sal-sla")] == [late.id, by_hand.id, just_after.id]
+    assert world.scan(clock) == 0
+
+
+def test_the_funnel_and_the_scheduler_agree_on_which_stays_missed_the_sla(world: World) -> None:
+    # Given a 24-hour sal SLA and a 48-hour mql SLA, each watched by a workflow
+    world.team_settings(stage_sla_hours={"sal": 24, "mql": 48})
+    world.workflow(flagging("sal-sla", "lead", {"kind": "sla_breached", "stage": "sal"}))
+    world.workflow(flagging("mql-sla", "lead", {"kind": "sla_breached", "stage": "mql"}))
+    # sal leads: called in the first hour and kept in sal (both definitions used to
+    # disagree on it), called only after the SLA ran out, never called, recycled at once
+    kept, late, silent, dropped = (
+        world.lead(world.contact(name).id, "sal") for name in ("Kept", "Late", "Silent", "Dropped")
+    )
+    world.talk(kept.contact_id, entered(world, kept.id) + dt.timedelta(hours=1))
+    world.talk(late.contact_id, entered(world, late.id) + dt.timedelta(hours=30))
+    world.move(dropped.id, "recycled", "not a buyer")
+    # mql leads: one stuck, one moved on at once to sal and called there within the hour
+    stuck = world.lead(world.contact("Stuck").id, "mql")
+    moved = world.lead(world.contact("Moved").id, "mql")
+    world.move(moved.id, "sal")
+    world.talk(moved.contact_id, entered(world, moved.id) + dt.timedelta(minutes=30))
+    clock = Clock(entered(world, moved.id) + dt.timedelta(days=3))
+
+    # When the scheduler scans three days on, and the funnel is asked as of then
+    fired = world.scan(clock)
+    stages = {s.stage: s for s in world.do(lambda scope: funnel(scope, now=clock.moment)).stages}
+
+    # Then the kept lead met its SLA in both: not breached, counted as met
+    assert fired == 3
+    assert [r for r, _ in world.fired("sal-sla")] == [late.id, silent.id]
+    assert [r for r, _ in world.fired("mql-sla")] == [stuck.id]
+    sal, mql = stages["sal"], stages["mql"]
+    # sal: kept and moved met; late and silent missed (the breaches); dropped left the stage
+    # before its deadline without contact, which the scheduler never breaches: neither
+    assert (sal.entered, sal.sla_met, sal.sla_missed, sal.sla_compliance) == (5, 2, 2, 0.5)
+    assert (mql.entered, mql.sla_met, mql.sla_missed) == (2, 1, 1)
 
 
 def test_sla_hours_in_the_trigger_win_and_leaving_the_stage_meets_a_marketing_sla(

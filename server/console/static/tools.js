@@ -191,6 +191,11 @@
       if (out.report && out.report.overlap_count) {
         box.append(el("p", "The group would overlap: " + out.report.summary, "error"));
       }
+      if (out.conflicts) {
+        box.append(el("p", out.conflicts + " deal(s) would be left as they are: two or more " +
+          "workflows of the group match them (a conflict): #" + out.conflict_ids.join(", #") +
+          (out.conflicts > out.conflict_ids.length ? ", …" : ""), "error"));
+      }
       if (out.changes.length) {
         const rows = [];
         for (const d of out.changes) {

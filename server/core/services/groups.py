@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from server.core.services.common import domains
 from server.core.services.workflows import group_documents, max_actions
 
 BATCH = 1000
+SHOWN_CONFLICTS = 20
 
 
 class MatrixRow(msgspec.Struct):
@@ -106,9 +107,12 @@ class GroupRunner:
             wf for wf in self.workflows if evaluate(wf.condition, document, explain=False).matched
         ]
 
-    def changes(self, document: dict[str, Any]) -> dict[str, Any] | None:
-        """The record changes the group would make, or None when no single workflow applies."""
-        hits = self.assigned(document)
+    def changes(
+        self, document: dict[str, Any], hits: list[CompiledWorkflow] | None = None
+    ) -> dict[str, Any] | None:
+        """The record changes the group would make, or None when no single workflow applies
+        (``hits``: the workflows :meth:`assigned` already found for the document)."""
+        hits = self.assigned(document) if hits is None else hits
         if len(hits) != 1:
             return None
         wf = hits[0]
@@ -129,6 +133,21 @@ class GroupRunner:
             except (ActionError, DealflowError):
                 return None
         return out
+
+
+@dataclass
+class Conflicts:
+    """Deals on which two or more workflows of the group match, as the engine's runtime
+    conflict guard would find them: nothing of the group is applied to them."""
+
+    count: int = 0
+    ids: list[int] = field(default_factory=list)
+    """The first :data:`SHOWN_CONFLICTS` of them, by id."""
+
+    def add(self, deal_id: int) -> None:
+        self.count += 1
+        if len(self.ids) < SHOWN_CONFLICTS:
+            self.ids.append(deal_id)
 
 
 def open_deals(scope: TeamScope) -> Iterator[list[Deal]]:
@@ -186,6 +205,10 @@ class PreviewOut(msgspec.Struct):
     report: dict[str, Any]
     deals_scanned: int
     deals_changed: int
+    conflicts: int
+    """Open deals two or more workflows of the group would match: left as they are."""
+    conflict_ids: list[int]
+    """The first 20 of them, by id."""
     changes: list[DealChange]
     forecast: list[MonthForecast]
 
@@ -222,13 +245,17 @@ def preview(
     runner = GroupRunner.build(scope, group, documents)
     report = check_group(group, documents, domains(scope))
     changed: list[DealChange] = []
+    conflicts = Conflicts()
     months: dict[tuple[str | None, str], list[Decimal]] = {}
     scanned = 0
     for batch in open_deals(scope):
         for row, document in _documents(scope, batch):
             scanned += 1
             record = document["record"]
-            new = runner.changes(document) or {}
+            hits = runner.assigned(document)
+            if len(hits) > 1:
+                conflicts.add(row.id)
+            new = runner.changes(document, hits) or {}
             diff = {
                 k: [record.get(k), v]
                 for k, v in new.items()
@@ -256,6 +283,8 @@ def preview(
         report=report.as_dict(),
         deals_scanned=scanned,
         deals_changed=len(changed),
+        conflicts=conflicts.count,
+        conflict_ids=conflicts.ids,
         changes=changed[:500],
         forecast=forecast,
     )
@@ -268,6 +297,11 @@ class RecomputeOut(msgspec.Struct):
     group: str
     deals_scanned: int
     deals_changed: int
+    conflicts: int
+    """Open deals two or more workflows of the group match (the engine's runtime conflict):
+    nothing of the group is applied to them."""
+    conflict_ids: list[int]
+    """The first 20 of them, by id."""
     errors: list[str]
 
 
@@ -295,6 +329,7 @@ def recompute(
         {
             "deals_scanned": result.deals_scanned,
             "deals_changed": result.deals_changed,
+            "conflicts": result.conflicts,
             "errors": len(result.errors),
         },
     )
@@ -308,10 +343,14 @@ def _recompute_deals(
     """Recompute a group deal by deal, through the deal rules, one commit per batch."""
     scanned = changed = 0
     errors: list[str] = []
+    conflicts = Conflicts()
     for batch in open_deals(scope):
         for row, document in _documents(scope, batch):
             scanned += 1
-            new = runner.changes(document)
+            hits = runner.assigned(document)
+            if len(hits) > 1:
+                conflicts.add(row.id)
+            new = runner.changes(document, hits)
             if not new:
                 continue
             try:
@@ -324,7 +363,12 @@ def _recompute_deals(
         if progress is not None:
             progress(len(batch))
     return RecomputeOut(
-        group=group, deals_scanned=scanned, deals_changed=changed, errors=errors[:100]
+        group=group,
+        deals_scanned=scanned,
+        deals_changed=changed,
+        conflicts=conflicts.count,
+        conflict_ids=conflicts.ids,
+        errors=errors[:100],
     )
 
 
@@ -379,13 +423,19 @@ def _recompute_probabilities(
     progress: Callable[[int], None] | None,
 ) -> RecomputeOut:
     """Recompute a probability ladder with one bulk UPDATE per batch: read the factor columns,
-    look each deal up in the group's table, write probability and weighted amount."""
+    look each deal up in the group's table, write probability and weighted amount.
+
+    A deal the table has no entry for (a missing field, a value outside a narrowed domain, a
+    combination no workflow covers) is loaded and has the group's conditions evaluated, as
+    the engine does on a save; only those deals take that slower path.
+    """
     from sqlalchemy import func, update
 
     from server.core.models import utcnow
 
     table = runner.table or {}
     scanned = changed = 0
+    conflicts = Conflicts()
     last = 0
     while True:
         rows = scope.session.execute(
@@ -399,6 +449,7 @@ def _recompute_probabilities(
         last = rows[-1].id
         now = utcnow()
         by_probability: dict[int, list[int]] = {}
+        off_table: list[int] = []
         for row in rows:
             values = []
             for path in runner.factors:
@@ -407,9 +458,14 @@ def _recompute_probabilities(
                 else:
                     values.append((row.custom or {}).get(path[1]))
             key = table.get(tuple(values))
-            probability = steps.get(key) if key is not None else None
-            if probability is not None and probability != row.probability:
+            if key is None:
+                off_table.append(row.id)
+                continue
+            probability = steps[key]
+            if probability != row.probability:
                 by_probability.setdefault(probability, []).append(row.id)
+        for row_id, probability in _evaluated_steps(scope, runner, steps, off_table, conflicts):
+            by_probability.setdefault(probability, []).append(row_id)
         scanned += len(rows)
         # One UPDATE per step: the weighted amount is computed by the database, rounded
         # half away from zero like the deal rules.
@@ -429,4 +485,32 @@ def _recompute_probabilities(
         scope.session.commit()
         if progress is not None:
             progress(len(rows))
-    return RecomputeOut(group=group, deals_scanned=scanned, deals_changed=changed, errors=[])
+    return RecomputeOut(
+        group=group,
+        deals_scanned=scanned,
+        deals_changed=changed,
+        conflicts=conflicts.count,
+        conflict_ids=conflicts.ids,
+        errors=[],
+    )
+
+
+def _evaluated_steps(
+    scope: TeamScope,
+    runner: GroupRunner,
+    steps: dict[str, int],
+    ids: list[int],
+    conflicts: Conflicts,
+) -> Iterator[tuple[int, int]]:
+    """(deal id, new probability) of the deals the table has no entry for, found by evaluating
+    the group's conditions on each deal's document; two matches are a conflict, none is no
+    change."""
+    if not ids:
+        return
+    rows = scope.session.scalars(scope.select(Deal).where(Deal.id.in_(ids)).order_by(Deal.id))
+    for row, document in _documents(scope, list(rows)):
+        hits = runner.assigned(document)
+        if len(hits) > 1:
+            conflicts.add(row.id)
+        elif hits and steps[hits[0].key] != row.probability:
+            yield row.id, steps[hits[0].key]

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from server.core.models import Contact, Deal, Lead, ScheduleOccurrence, Team
-from server.triggers.schedule.trigger import CONTACT_STAGES, KINDS
+from server.core.sla import CONTACT_STAGES, contacted, deadline
+from server.triggers.schedule.trigger import KINDS
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ def sla_breached(
     now: dt.datetime,
     limit: int,
 ) -> Due:
-    """Leads in ``stage`` for longer than the SLA without the expected action."""
+    """Leads in ``stage`` past the SLA's deadline without the expected action: in the sales
+    stages, no contact within the window from the stage entry to the deadline (a contact after
+    it, even before this scan, does not meet the SLA)."""
     stage = config["stage"]
     hours = sla_hours(team, config)
     if hours is None:
@@ -99,12 +102,8 @@ def sla_breached(
         ~fired,
     )
     if stage in CONTACT_STAGES:
-        stmt = stmt.join(Contact, Contact.id == Lead.contact_id).where(
-            or_(
-                Contact.last_contacted_at.is_(None),
-                Contact.last_contacted_at < Lead.stage_changed_at,
-            )
-        )
+        due = deadline(session.get_bind().dialect.name, Lead.stage_changed_at, hours)
+        stmt = stmt.where(~contacted(Lead.contact_id, Lead.stage_changed_at, due))
     out = []
     for lead in session.scalars(stmt.order_by(Lead.id).limit(limit)):
         since = lead.stage_changed_at

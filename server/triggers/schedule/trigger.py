@@ -16,9 +16,6 @@ KINDS: dict[str, str] = {
 """Each kind and the entity whose records it watches."""
 
 SLA_STAGES = ("lead", "mql", "sal", "opportunity", "recycled")
-CONTACT_STAGES = ("sal", "opportunity")
-"""Sales stages, whose expected action is contacting the lead (a logged communication, or
-the contact's ``last_contacted_at`` set by hand); in the others it is leaving the stage."""
 
 _FIELDS = {
     "sla_breached": {"required": ("stage",), "allowed": ("stage", "hours")},

@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.core.models import Lead, LeadStageChange, utcnow
 from server.core.scope import TeamScope
+from server.core.sla import CONTACT_STAGES, contacted, deadline
 from server.core.services.analytics.period import Period, dialect, in_range, period, ratio
 from server.core.services.teams import settings_of
 
@@ -25,9 +26,12 @@ class StageRow(msgspec.Struct):
     ``current``: leads in the stage now. ``entered``: leads that entered it in the range.
     ``converted``: of those, the leads that entered the next stage afterwards within the range
     (``conversion_rate`` = converted / entered). Stays are the periods between a lead entering
-    the stage (in the range) and its next change: ``median_hours`` over the finished ones;
-    ``sla_met`` counts finished stays no longer than the team's SLA, ``sla_missed`` stays that
-    took longer or are still open past it (stays still open within it are not decided yet).
+    the stage (in the range) and its next change: ``median_hours`` over the finished ones.
+    The SLA is judged as the scheduler's ``sla_breached`` judges it, against the deadline
+    (entry + the team's SLA hours): ``sla_met`` counts stays whose expected action came by the
+    deadline (sales stages: the lead's contact reached during the stay; the others: leaving
+    the stage), ``sla_missed`` stays still in the stage after the deadline without it. Stays
+    not decided yet, and sales stays left before the deadline without contact, count in neither.
     """
 
     stage: str
@@ -146,7 +150,8 @@ def _conversions(scope: TeamScope, when: Period) -> dict[str, tuple[int, int]]:
 
 
 def _stays(scope: TeamScope) -> Any:
-    """Every stage entry of the team with the time of the lead's next change (NULL if none)."""
+    """Every stage entry of the team with the time of the lead's next change (NULL if none)
+    and the lead's contact."""
     change = LeadStageChange
     return (
         select(
@@ -155,7 +160,9 @@ def _stays(scope: TeamScope) -> Any:
             func.lead(change.at)
             .over(partition_by=change.lead_id, order_by=(change.at, change.id))
             .label("next_at"),
+            Lead.contact_id.label("contact_id"),
         )
+        .join(Lead, Lead.id == change.lead_id)
         .where(change.team_id == scope.team_id)
         .subquery()
     )
@@ -189,15 +196,21 @@ def _medians(scope: TeamScope, stays: Any, when: Period) -> dict[str, float]:
 def _compliance(
     scope: TeamScope, stays: Any, when: Period, sla: dict[str, int], now: dt.datetime
 ) -> dict[str, tuple[int, int]]:
-    """Per stage with an SLA: stays within it, and stays past it (finished or still open)."""
-    seconds = _seconds(scope, stays)
-    limit = case({stage: hours * 3600 for stage, hours in sla.items()}, value=stays.c.stage)
-    open_for = int(now.timestamp()) - _epoch(scope, stays.c.at)
+    """Per stage with an SLA: stays whose expected action came by the deadline, and stays
+    still in the stage after it without that action (the scheduler's breaches)."""
+    due = deadline(dialect(scope), stays.c.at, sla, stays.c.stage)
     done = stays.c.next_at.is_not(None)
-    met = func.sum(case((and_(done, seconds <= limit), 1), else_=0))
-    missed = func.sum(
-        case((or_(and_(done, seconds > limit), and_(~done, open_for > limit)), 1), else_=0)
+    left_in_time = and_(done, stays.c.next_at <= due)
+    # In the stage after the deadline: left later, or still there when the deadline passed.
+    stayed_past = or_(and_(done, stays.c.next_at > due), and_(~done, due <= now))
+    # The sales stages' window ends at the deadline or when the lead left, whichever is first.
+    until = case((left_in_time, stays.c.next_at), else_=due)
+    reached = and_(
+        stays.c.stage.in_(CONTACT_STAGES), contacted(stays.c.contact_id, stays.c.at, until)
     )
+    acted = or_(reached, and_(stays.c.stage.not_in(CONTACT_STAGES), left_in_time))
+    met = func.sum(case((acted, 1), else_=0))
+    missed = func.sum(case((and_(~acted, stayed_past), 1), else_=0))
     stmt = (
         select(stays.c.stage, met, missed)
         .where(in_range(stays.c.at, when), stays.c.stage.in_(list(sla)))
