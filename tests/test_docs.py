@@ -187,6 +187,18 @@ def test_the_guides_plugin_tests_pass_and_can_fail(monkeypatch: pytest.MonkeyPat
         run(plugin)
 
 
+def test_every_picture_the_docs_show_is_shipped() -> None:
+    """Each image a page of docs/ links to exists (the console's are made by its browser tests,
+    written to docs/img when DEALFLOW_SCREENSHOTS=docs/img)."""
+    missing = [
+        f"{page.name}: {target}"
+        for page in sorted(DOCS.glob("*.md"))
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text())
+        if not (DOCS / target).is_file()
+    ]
+    assert missing == []
+
+
 # --- workflows.md ----------------------------------------------------------------------------
 
 

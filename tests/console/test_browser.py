@@ -33,9 +33,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
     upgrade(engine)
     app = create_app(
         Settings(database_url=url, secret_key="browser-test-secret",
-                 outbound_allow=("127.0.0.1",), rate_limit_per_second=0),
+                 outbound_allow=("127.0.0.1",), rate_limit_per_second=0, relay_interval=0.1),
         engine=engine,
     )
+    # Retries of a failing side effect come within a second, not after 1 s, 2 s, ...
+    app.state.runtime.runner.backoff_base = 0.05
     key = load_demo(app.state.runtime.sessions).key
     server = serve(app)
     yield server, key
@@ -152,8 +154,9 @@ def test_a_deals_run_is_found_in_the_explorer(
 def test_a_dead_execution_is_retried_from_the_page(
     page: Page, live: tuple[LiveServer, str], receiver: Any, tmp_path: Path
 ) -> None:
-    # Given a workflow posting deals to a partner that refuses the first POST
-    receiver.respond("/browser-hook", 400)
+    # Given a workflow posting deals to a partner failing with 500 until the retries run out
+    for _ in range(3):  # post_to's limit of attempts
+        receiver.respond("/browser-hook", 500)
     with api(live) as client:
         assert client.put("/api/v1/workflows/browser-post", json={
             "id": "browser-post", "name": "Tell the partner", "entity": "deal",
@@ -163,10 +166,16 @@ def test_a_dead_execution_is_retried_from_the_page(
         deal = client.post("/api/v1/deals", json={"title": "Dead Letter GmbH"}).json()
         runs = client.get("/api/v1/runs", params={"entity": "deal", "record_id": deal["id"]})
         run_id = runs.json()["items"][0]["id"]  # the creation (oldest first)
-    receiver.wait_for(1, "/browser-hook")
+    assert len(receiver.wait_for(3, "/browser-hook")) == 3
     page.goto(f"/console/runs/{run_id}")
     row = page.locator("tr[data-execution]").filter(has_text="post_to")
+    for _ in range(50):  # the third failure is recorded just after the peer answered it
+        if row.locator("[data-status]").inner_text() == "dead":
+            break
+        page.wait_for_timeout(100)
+        page.reload()
     expect(row.locator("[data-status]")).to_have_text("dead")
+    expect(row).to_contain_text("500")
     screenshot(page, "run-dead", tmp_path, focus=row)
 
     # When Retry is pressed (the partner answers 200 now)
@@ -174,7 +183,7 @@ def test_a_dead_execution_is_retried_from_the_page(
 
     # Then the partner gets it again and the execution succeeds
     expect(page.locator("#retried")).to_be_visible()
-    assert len(receiver.wait_for(2, "/browser-hook")) == 2
+    assert len(receiver.wait_for(4, "/browser-hook")) == 4
     page.reload()
     expect(page.locator("tr[data-execution]").filter(has_text="post_to").locator(
         "[data-status]")).to_have_text("succeeded")
@@ -201,3 +210,74 @@ def test_pages_fit_a_phone_and_work_from_the_keyboard(
         # Wide tables scroll inside their box; the page itself never scrolls sideways
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
     context.close()
+
+
+def test_a_members_key_sees_the_editor_read_only_and_a_forged_save_is_refused(
+    browser: Browser, live: tuple[LiveServer, str]
+) -> None:
+    # Given a key of a demo sales user (a member), signed in to the console
+    server, _ = live
+    with api(live) as client:
+        member_id = client.get("/api/v1/team").json()["settings"]["sales_users"][0]
+        member_key = client.post("/api/v1/team/keys", json={
+            "name": "member in the browser", "user_id": member_id}).json()["key"]
+        before = client.get(f"/api/v1/workflows/{LADDER}").json()["version"]
+    context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
+    context.set_default_timeout(WAIT)
+    page = context.new_page()
+    page.goto("/console/sign-in")
+    page.get_by_label("API key").fill(member_key)
+    page.get_by_role("button", name="Sign in with key").click()
+    expect(page.get_by_role("heading", name="Workflows")).to_be_visible()
+
+    # When the member opens a ladder step
+    page.goto(f"/console/workflows/{LADDER}")
+
+    # Then the definition is read-only, with no save button, while the dry run is offered
+    expect(page.get_by_label("Definition (JSON) — read-only: only an admin can save")).to_have_attribute(
+        "readonly", "")
+    expect(page.get_by_role("button", name="Save as a new version")).to_have_count(0)
+    expect(page.get_by_role("button", name="Dry run")).to_be_visible()
+
+    # When the page posts a save anyway, with the session's CSRF token, and without it
+    token = page.locator("#editor").get_attribute("data-csrf")
+    document = page.get_by_label("Definition (JSON) — read-only: only an admin can save").input_value()
+    forged = page.evaluate(
+        """async ([token, document, path]) => {
+             const post = async (body) => (await fetch(path, {method: "POST", body,
+               headers: {"Content-Type": "application/x-www-form-urlencoded"}})).status;
+             const form = (t) => new URLSearchParams(t === null ? {document} : {csrf_token: t, document});
+             return [await post(form(token)), await post(form(null))];
+           }""",
+        [token, document, f"/console/workflows/{LADDER}"],
+    )
+
+    # Then both are refused (403) and the workflow keeps its version
+    assert forged == [403, 403]
+    with api(live) as client:
+        assert client.get(f"/api/v1/workflows/{LADDER}").json()["version"] == before
+    context.close()
+
+
+def test_an_admins_form_without_its_csrf_token_is_refused(
+    page: Page, live: tuple[LiveServer, str]
+) -> None:
+    # Given the admin's editor, signed in
+    page.goto(f"/console/workflows/{LADDER}")
+    with api(live) as client:
+        before = client.get(f"/api/v1/workflows/{LADDER}").json()["version"]
+
+    # When the form's CSRF token is removed (as a cross-site form would lack it) and it is sent
+    page.evaluate("document.querySelector('#editor input[name=csrf_token]').remove()")
+    editor = page.get_by_label("Definition (JSON)")
+    document = json.loads(editor.input_value())
+    document["name"] = "Saved without a token"
+    editor.fill(json.dumps(document, indent=2))
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save as a new version").click()
+
+    # Then the server refuses it and nothing is saved
+    assert answer.value.status == 403
+    expect(page.get_by_text("CSRF token is missing")).to_be_visible()
+    with api(live) as client:
+        assert client.get(f"/api/v1/workflows/{LADDER}").json()["version"] == before

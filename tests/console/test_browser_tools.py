@@ -41,6 +41,7 @@ def test_dry_run_a_demo_deal_then_save_and_see_the_matrix_change(
     expect(northwind).to_contain_text("90")
     expect(northwind).to_contain_text("95")
     expect(page.locator("table.impact-forecast tbody tr").first).to_be_visible()
+    screenshot(page, "impact", tmp_path, focus=page.locator("#impact-result"))
     page.get_by_role("button", name="Save as a new version").click()
     expect(page.locator("#saved")).to_contain_text("Saved as version 2")
 
