@@ -252,6 +252,36 @@ def band(value: Any) -> int | None:
     return max(0, min(10, int(value // 10)))
 
 
+def grid(factors: list[str], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The matrix's rows laid out as a two-dimensional heatmap: one line per value of the
+    factor with the most values, one column per combination of the others. Layout only:
+    every cell is one of the matrix's rows, as the API returns it. None for one factor."""
+    if len(factors) < 2 or not rows:
+        return None
+
+    def values_of(factor: str) -> list[Any]:
+        seen: list[Any] = []
+        for item in rows:
+            value = item["row"].values.get(factor)
+            if value not in seen:
+                seen.append(value)
+        return seen
+
+    across = max(factors, key=lambda f: len(values_of(f)))
+    others = [f for f in factors if f != across]
+    columns: list[tuple[Any, ...]] = []
+    cells: dict[tuple[Any, tuple[Any, ...]], dict[str, Any]] = {}
+    for item in rows:
+        values = item["row"].values
+        column = tuple(values.get(f) for f in others)
+        if column not in columns:
+            columns.append(column)
+        cells[(values.get(across), column)] = item
+    lines = [{"value": v, "cells": [cells.get((v, c)) for c in columns]}
+             for v in values_of(across)]
+    return {"across": across, "others": others, "columns": columns, "lines": lines}
+
+
 @get("/groups/{group:str}", sync_to_thread=True)
 def group_page(request: Request[Any, Any, Any], group: FromPath[str]) -> Template:
     current = require_session(request)
@@ -263,7 +293,7 @@ def group_page(request: Request[Any, Any, Any], group: FromPath[str]) -> Templat
         matrix = groups_service.matrix(scope, group)
     rows = [{"row": r, "band": band(r.sets.get("probability"))} for r in matrix.rows]
     return page(request, "group.html", current, matrix=matrix, rows=rows,
-                report=report.as_dict())
+                grid=grid(list(matrix.factors), rows), report=report.as_dict())
 
 
 @post("/groups/{group:str}/preview", status_code=200)

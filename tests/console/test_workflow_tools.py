@@ -383,3 +383,25 @@ def test_the_tools_draw_on_the_keys_rate_limit_as_the_api_does(
         assert api.status_code == 429
     finally:
         app.state.rate_limiter = before
+
+
+def test_the_heatmap_lays_every_combination_out_once_by_stage(
+    console: TestClient[Litestar], starter: None, team: Any
+) -> None:
+    page = console.get(f"/console/groups/{GROUP}").text
+    api = console.get(f"/api/v1/groups/{GROUP}/matrix", headers=team.headers).json()
+
+    heatmap = re.search(r'<table class="matrix heatmap" id="heatmap">(.*?)</table>', page, re.S)
+    assert heatmap, "no heatmap"
+    lines = re.findall(r'<tr data-line="([^"]+)"><th scope="row">[^<]*</th>(.*?)</tr>',
+                       heatmap.group(1), re.S)
+    # one line per stage (the factor with the most values), one column per proposal type
+    # and relationship: 4 × 6 cells, each the probability the API's matrix assigns
+    stages = sorted({r["values"]["deal.stage"] for r in api["rows"]})
+    assert sorted(value for value, _ in lines) == stages
+    expected = {(r["values"]["deal.stage"], r["sets"]["probability"]) for r in api["rows"]}
+    shown = {(value, int(p)) for value, cells in lines
+             for p in re.findall(r'>(\d+) %</a>', cells)}
+    assert shown == expected
+    assert all(len(re.findall(r'<td class="heat', cells)) == 6 for _, cells in lines)
+    assert 'href="/console/workflows/deal-probability-90"' in heatmap.group(1)
