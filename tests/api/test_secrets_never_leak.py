@@ -1,7 +1,8 @@
 """Secrets never leak: after a scenario that stores credentials for every shipped plugin, a
 webhook secret and an API key, runs side effects that succeed and fail (with services that
 echo the secret back), dry-runs and exports workflows, none of the secret values is in the
-logs, the console, any row of any table, any API answer or the exported files."""
+logs, the console, any row of any table, any API answer, any admin console page or the
+exported files."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import Engine, select
+
+from console.console_forms import sign_in
 
 from server.app import create_app
 from server.cli import main as dealflow
@@ -174,6 +177,13 @@ def test_no_secret_appears_anywhere_after_a_full_scenario(
             api.get(f"/api/v1/executions/{execution['id']}")
         api.get("/api/v1/workflows")
         api.get("/api/v1/team")
+        # and the admin console shows the same: settings, workflows, runs and their executions
+        assert sign_in(api, key=team.key).status_code == 303
+        console_pages = ["/console/settings", "/console/workflows", "/console/runs?limit=200",
+                         *[f"/console/workflows/{d['id']}" for d in workflows()],
+                         *[f"/console/runs/{e['run_id']}" for e in executions]]
+        for path in console_pages:
+            assert api.get(path).status_code == 200, path
     # and the workflows are exported by the CLI
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("DEALFLOW_SECRET_KEY", SERVER_KEY)
