@@ -164,6 +164,27 @@ def test_another_teams_contact_is_never_loaded(api, make_team, client, engine: E
     assert not any("Globex" in str(row) for row in event_records(engine, deal["id"]))
 
 
+def test_a_leads_record_has_its_contacts_api_document(api) -> None:
+    # Given a lead workflow on the contact's company and external id
+    post(
+        api,
+        "/api/v1/workflows",
+        {
+            "id": "initech-lead",
+            "name": "initech-lead",
+            "entity": "lead",
+            "trigger": {"type": "record_saved"},
+            "condition": "record.contact.company == 'Initech' && record.contact.external_id == 'c-1'",
+            "actions": [{"type": "field_update", "set": {"custom.initech": True}}],
+        },
+    )
+    bill = contact(api, external_id="c-1")
+    # When a lead of the contact is created
+    lead = post(api, "/api/v1/leads", {"contact_id": bill["id"]})
+    # Then the workflow matched
+    assert lead["custom"] == {"initech": True}
+
+
 @pytest.mark.parametrize(
     ("condition", "actions", "names"),
     [
