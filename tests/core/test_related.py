@@ -174,7 +174,9 @@ def test_a_leads_record_has_its_contacts_api_document(api) -> None:
             "name": "initech-lead",
             "entity": "lead",
             "trigger": {"type": "record_saved"},
-            "condition": "record.contact.company == 'Initech' && record.contact.external_id == 'c-1'",
+            "condition": (
+                "record.contact.company == 'Initech' && record.contact.external_id == 'c-1'"
+            ),
             "actions": [{"type": "field_update", "set": {"custom.initech": True}}],
         },
     )
