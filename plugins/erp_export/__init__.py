@@ -11,6 +11,11 @@ sent to the ERP::
     {"type": "erp_export",
      "projection": "{id: record.id, amount: record.amount, customer: record.contact.company}"}
 
+A deal's ``record.contact`` is its contact as the API returns it (``null`` for a deal without
+one): the engine reads it because the projection names it. The execution keeps the document
+it was queued with, so the body carries the contact as it was when the deal was saved, on
+every attempt and retry.
+
 A projection that does not compile (or calls an unknown function) is refused when the
 workflow is saved, with the path ``$.actions[N].projection``. A projection that evaluates
 to ``null`` for a record, or fails on it (a JMESPath type error), makes the execution

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Op = Literal["created", "updated", "deleted", "received", "scheduled"]
+IGNORED = frozenset({"updated_at", "created_at", "contact"})
+"""Keys :func:`diff` leaves out: timestamps, and the related contact (it follows ``contact_id``)."""
 
 
 @dataclass
@@ -37,12 +39,13 @@ class Change:
 
 
 def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    """Names of the fields that differ (``custom.x`` for custom fields), ignoring timestamps."""
+    """Names of the fields that differ (``custom.x`` for custom fields), ignoring timestamps
+    and the ``contact`` a document may carry (it follows ``contact_id``)."""
     if before is None or after is None:
-        return sorted((after or before or {}).keys() - {"updated_at", "created_at"})
+        return sorted((after or before or {}).keys() - IGNORED)
     changed = []
     for key in after.keys() | before.keys():
-        if key in ("updated_at", "created_at"):
+        if key in IGNORED:
             continue
         if key == "custom":
             old, new = before.get("custom") or {}, after.get("custom") or {}

@@ -21,6 +21,7 @@ from server.core.matching import CompiledGroup, CompiledWorkflow, WorkflowIndex
 from server.core.models import ActionExecution, Event, Run, Team, utcnow
 from server.core.plugins import Registry
 from server.core.records import RecordState, record_type
+from server.core.related import CONTACT_ENTITIES, attach_contact, carry_contact
 from server.core.scope import TeamInfo, TeamScope
 from server.triggers.lead_acquired import outreach_payload
 
@@ -175,6 +176,12 @@ class WorkflowEngine:
         started = time.perf_counter()
         change = item.change
         session = scope.session
+        candidates = index.candidates(change)
+        if item.only is not None:
+            candidates = [wf for wf in candidates if wf.key == item.only]
+        if change.entity in CONTACT_ENTITIES and any(wf.reads_contact for wf in candidates):
+            # Only when a workflow that can run names it: one read, not one per save.
+            attach_contact(scope, change)
         event_id = writer(session, Event.__table__).insert(
             session,
             {
@@ -210,14 +217,13 @@ class WorkflowEngine:
         if self.event_listeners:
             session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
-        candidates = index.candidates(change)
-        if item.only is not None:
-            candidates = [wf for wf in candidates if wf.key == item.only]
         matched = self._match(candidates, document, report, index.groups)
         before = change.record
         steps, queued = self._act(scope, matched, document, item, event_id, report)
         if steps and item.row is not None:
             after = record_type(change.entity).document(item.row)  # type: ignore[arg-type]
+            # The contact the event carried goes on with the workflows' change.
+            after = carry_contact(scope, document["record"], after)
             changed = diff(before, after)
             if changed:
                 self._follow(item, before, after, changed, steps, event_id, queue, report)
@@ -341,7 +347,7 @@ class WorkflowEngine:
                     if differs(document["record"], changes):
                         rtype = record_type(item.change.entity)  # type: ignore[arg-type]
                         rtype.apply_changes(scope, item.row, dict(changes))
-                        after = rtype.document(item.row)
+                        after = carry_contact(scope, document["record"], rtype.document(item.row))
                         # Field names as conditions see them (custom.x), for the chain.
                         changed_here += diff(document["record"], after)
                         document["record"] = after

@@ -15,6 +15,7 @@ from server.core.action import Action
 from server.core.change import Change
 from server.core.models import FieldDomain, Workflow
 from server.core.plugins import Registry
+from server.core.related import CONTACT_ENTITIES, names_contact
 from server.triggers import TRIGGERS, Trigger
 
 
@@ -32,6 +33,9 @@ class CompiledWorkflow:
     group: str | None = None
     exclusive: bool = False
     document: Mapping[str, Any] = field(default_factory=dict)
+    reads_contact: bool = False
+    """Whether its condition or actions name ``contact``: its events' ``record`` (and
+    ``previous``) then carry the record's contact (see :mod:`server.core.related`)."""
 
 
 def compile_workflow(
@@ -58,6 +62,7 @@ def compile_workflow(
         group=document.get("group"),
         exclusive=bool(document.get("exclusive")),
         document=document,
+        reads_contact=document.get("entity") in CONTACT_ENTITIES and names_contact(document),
     )
 
 

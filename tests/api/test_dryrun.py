@@ -231,3 +231,44 @@ def test_a_previous_record_decides_the_trigger_and_the_condition(api) -> None:
     assert "previous.amount < record.amount" in same["condition"]["failed"]
     assert same["changes"] == {}
     assert runs(api) == []
+
+
+CONTACT_COMPANY = {
+    "id": "initech-customer",
+    "name": "Initech customers",
+    "entity": "deal",
+    "trigger": {"type": "record_saved"},
+    "condition": "record.contact.company == 'Initech'",
+    "actions": [{"type": "field_update", "set_from": {"custom.customer": "record.contact.name"}}],
+}
+
+
+def test_a_stored_deal_is_tried_with_its_contact(api) -> None:
+    # Given a deal with a contact
+    contact = api.post("/api/v1/contacts", json={"name": "Bill", "company": "Initech"}).json()
+    deal = api.post("/api/v1/deals", json={"title": "TPS", "contact_id": contact["id"]}).json()
+    # When a workflow on the contact's company is tried on the deal by id
+    result = dry_run(api, {"workflow": CONTACT_COMPANY, "record_id": deal["id"]})
+    # Then the condition saw the contact, and the action read it
+    assert result["matched"] is True
+    assert result["changes"] == {"custom.customer": "Bill"}
+    assert result["record_after"]["contact"] == api.get(f"/api/v1/contacts/{contact['id']}").json()
+
+
+def test_a_sample_naming_another_teams_contact_gets_no_contact(api, make_team, client) -> None:
+    # Given another team's contact
+    theirs = make_team("Globex")
+    hank = client.post("/api/v1/contacts", headers=theirs.headers,
+                       json={"name": "Hank Scorpio", "company": "Initech"}).json()
+    # When a sample deal naming its id is tried
+    result = dry_run(api, {"workflow": CONTACT_COMPANY, "record": {"contact_id": hank["id"]}})
+    # Then the sample's contact is null and nothing of the other team shows
+    assert result["matched"] is False
+    assert result["record_after"]["contact"] is None
+    assert "Hank" not in str(result)
+
+
+def test_a_sample_with_its_own_contact_keeps_it(api) -> None:
+    record = {"contact_id": 999, "contact": {"name": "Pasted", "company": "Initech"}}
+    result = dry_run(api, {"workflow": CONTACT_COMPANY, "record": record})
+    assert result["changes"] == {"custom.customer": "Pasted"}

@@ -84,6 +84,28 @@ def test_a_dry_run_on_a_stored_deal_answers_what_the_api_answers(
         assert api.status_code == 200 and api.json() == answer, key
 
 
+def test_a_dry_run_on_a_stored_deal_sees_its_contact(
+    console: TestClient[Litestar], starter: None, team: Any
+) -> None:
+    # Given a deal with a contact, and a draft whose condition reads the contact's company
+    contact = console.post("/api/v1/contacts", headers=team.headers,
+                           json={"name": "Bill", "company": "Initech"}).json()
+    deal = new_deal(console, team.headers, "TPS portal", contact_id=contact["id"])
+    draft = ladder_document()
+    draft["condition"] = "record.contact.company == 'Initech'"
+    page = console.get(f"/console/workflows/{LADDER}").text
+    # When it is dry-run on the deal
+    answer = tool_post(console, f"/console/workflows/{LADDER}/dry-run",
+                       {"document": json.dumps(draft), "record_id": deal["id"]}, csrf(page))
+    # Then it matched on the contact, as the API's dry run does
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["matched"] is True
+    assert answer.json()["record_after"]["contact"]["company"] == "Initech"
+    api = console.post("/api/v1/workflows/test", headers=team.headers,
+                       json={"workflow": draft, "record_id": deal["id"]})
+    assert api.status_code == 200 and api.json() == answer.json()
+
+
 def test_a_dry_run_on_a_pasted_record_and_its_refusals(
     console: TestClient[Litestar], starter: None, team: Any
 ) -> None:

@@ -55,6 +55,15 @@ def erp(api: Any, receiver: Any) -> str:
     return url
 
 
+@pytest.fixture
+def customer(api: Any) -> dict[str, Any]:
+    """The contact the exported deals are for."""
+    body = {"name": "Bill Lumbergh", "email": "bill@initech.test", "company": "Initech Corp"}
+    resp = api.post("/api/v1/contacts", json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
 def create_deal(api: Any, **fields: Any) -> dict[str, Any]:
     resp = api.post("/api/v1/deals", json={"title": "Initech", "amount": 24000, **fields})
     assert resp.status_code == 201, resp.text
@@ -79,17 +88,18 @@ def texts_about_runs(api: Any, execution: dict[str, Any]) -> list[str]:
 
 
 def test_the_projection_is_posted_signed_with_the_idempotency_key(
-    api: Any, erp: str, receiver: Any, join: Any
+    api: Any, erp: str, customer: dict[str, Any], receiver: Any, join: Any
 ) -> None:
     # Given the team's credentials and the workflow (fixture)
-    # When a deal is created and the side effects ran
-    deal = create_deal(api, currency="EUR")
+    # When a deal with a contact is created and the side effects ran
+    deal = create_deal(api, currency="EUR", contact_id=customer["id"])
     join()
-    # Then the ERP got one request whose body is exactly the projection, compact JSON
+    # Then the ERP got one request whose body is exactly the projection, compact JSON, with
+    # the contact's company as the customer
     (request,) = receiver.received(PATH)
     expected = {
         "id": deal["id"], "title": "Initech", "amount": 24000.0, "currency": "EUR",
-        "customer": None, "op": "created",
+        "customer": "Initech Corp", "op": "created",
     }
     assert request.json() == expected
     assert request.body == json.dumps(expected, separators=(",", ":")).encode()
@@ -106,6 +116,37 @@ def test_the_projection_is_posted_signed_with_the_idempotency_key(
     # and the secret is in no answer about the run
     for text in texts_about_runs(api, execution):
         assert SECRET not in text
+
+
+def test_a_deal_without_a_contact_has_no_customer(
+    api: Any, erp: str, receiver: Any, join: Any
+) -> None:
+    # When a deal without a contact is created
+    deal = create_deal(api)
+    join()
+    # Then the customer is null in the body
+    (request,) = receiver.received(PATH)
+    assert request.json()["id"] == deal["id"]
+    assert request.json()["customer"] is None
+
+
+def test_a_retry_sends_the_contact_as_it_was_at_the_save(
+    api: Any, erp: str, customer: dict[str, Any], receiver: Any, join: Any
+) -> None:
+    # Given an export that died on a 400
+    receiver.respond(PATH, 400, b'{"error": "try later"}')
+    create_deal(api, contact_id=customer["id"])
+    join()
+    execution = only_execution(api)
+    assert execution["status"] == "dead"
+    # When the contact's company changes, then the execution is retried
+    resp = api.patch(f"/api/v1/contacts/{customer['id']}", json={"company": "Initrode"})
+    assert resp.status_code == 200, resp.text
+    assert api.post(f"/api/v1/executions/{execution['id']}/retry").status_code == 200
+    join()
+    # Then both requests carry the company the deal was saved with
+    first, second = receiver.received(PATH)
+    assert first.json()["customer"] == second.json()["customer"] == "Initech Corp"
 
 
 def test_a_5xx_is_retried_with_the_same_idempotency_key(

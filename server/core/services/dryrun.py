@@ -15,6 +15,7 @@ from server.core.engine import context_document, team_document
 from server.core.errors import DealflowError, InvalidInput
 from server.core.matching import compile_workflow
 from server.core.records import record_type
+from server.core.related import CONTACT_ENTITIES, with_contacts
 from server.core.scope import TeamScope
 from server.core.services import workflows
 
@@ -88,6 +89,11 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
     document, version = _definition(scope, data)
     wf = compile_workflow(document, version or 0, scope.engine.registry)
     record = _record(scope, wf.entity, data)
+    previous = copy.deepcopy(data.previous)
+    if wf.reads_contact and wf.entity in CONTACT_ENTITIES:
+        # As the engine does: the team's contact of the record (and of the previous record),
+        # unless the sample gives its own ``contact``.
+        record, previous = with_contacts(scope, record, previous)
     if not wf.trigger.has_record:
         # A webhook workflow is tried on a posted payload, as its hook would receive it.
         op = "received"
@@ -115,8 +121,8 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
         entity=wf.entity if wf.trigger.carries_record(wf.trigger_config) else None,
         op=op,  # type: ignore[arg-type]
         record=record,
-        previous=data.previous,
-        changed=diff(data.previous, record),
+        previous=previous,
+        changed=diff(previous, record),
         payload=payload,
         name=name,
         user_id=scope.actor.user_id,
@@ -163,6 +169,10 @@ def dry_run(scope: TeamScope, data: DryRunIn) -> DryRunOut:
                     if after is not None:
                         for name, value in made.items():
                             set_path(after, name, value)
+                        if "contact_id" in made and "contact" in after:
+                            # The contact follows the contact id the action set.
+                            del after["contact"]
+                            (after,) = with_contacts(scope, after)
                         ctx_doc["record"] = after
                 elif action.preview is not None:
                     item.preview = action.preview(config, context)

@@ -23,8 +23,9 @@ from server.core.services.common import (
     saved,
     set_fields,
 )
+from server.core.services.contacts import ContactOut
+from server.core.services.contacts import out as contact_out
 from server.core.services.qualification import (
-    ContactBrief,
     QualificationOut,
     contact_brief,
     rule_of,
@@ -115,9 +116,9 @@ class PersonOut(msgspec.Struct):
 
 class LeadDocument(LeadOut):
     """A lead as workflow conditions and templates see it (``record``): the API fields, its
-    contact, its owner and its standing against the qualification rule."""
+    contact (as the API returns it), its owner and its standing against the qualification rule."""
 
-    contact: ContactBrief | None = None
+    contact: ContactOut | None = None
     owner: PersonOut | None = None
     qualification: QualificationOut | None = None
 
@@ -145,16 +146,19 @@ def document(row: Lead) -> LeadDocument:
     if session is None:
         return LeadDocument(**msgspec.structs.asdict(base))
     with session.no_autoflush:
-        contact = contact_brief(session.get(Contact, row.contact_id))
+        row_contact = session.get(Contact, row.contact_id)
+        if row_contact is not None and row_contact.team_id != row.team_id:
+            row_contact = None  # never another team's contact, whatever the id says
         user = session.get(User, row.owner_id) if row.owner_id is not None else None
         rule = rule_of(session, row.team_id)
     owner = PersonOut(id=user.id, name=user.name, email=user.email) if user else None
+    brief = contact_brief(row_contact)
     found = standing(
-        rule, msgspec.to_builtins(base), msgspec.to_builtins(contact) if contact else None
+        rule, msgspec.to_builtins(base), msgspec.to_builtins(brief) if brief else None
     )
     return LeadDocument(
         **msgspec.structs.asdict(base),
-        contact=contact,
+        contact=contact_out(row_contact) if row_contact is not None else None,
         owner=owner,
         qualification=found.out(),
     )
