@@ -3,6 +3,8 @@ do nothing twice. Every assertion counts what the receiving HTTP server got."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,42 @@ def test_a_server_killed_between_commit_and_dispatch_delivers_after_restart(
                "20 executions to succeed", *cluster.processes)
     delivered = keys(receiver.received("/erp"))
     assert len(delivered) == 20 and set(delivered.values()) == {1}, cluster.logs()
+
+
+def test_a_server_killed_while_handing_over_to_a_live_broker_delivers_each_once(
+    cluster: Cluster, pg_engine: Engine, receiver: Any
+) -> None:
+    # Given a server connected to Redis, and Redis frozen (SIGSTOP): it accepts what the
+    # server writes into its socket but answers nothing, so the hand-over is under way, not
+    # refused, when the server dies
+    headers = make_key(pg_engine)
+    assert cluster.redis is not None
+    server = cluster.server()
+    cluster.worker()
+    post(cluster, headers, "/api/v1/workflows", workflow("post_to", receiver.url + "/erp"))
+    post(cluster, headers, "/api/v1/deals", {"title": "Warm-up"})
+    wait_until(lambda: len(receiver.received("/erp")) == 1, 20, "the warm-up delivery",
+               *cluster.processes)
+    os.kill(cluster.redis.proc.pid, signal.SIGSTOP)
+    try:
+        for n in range(20):
+            post(cluster, headers, "/api/v1/deals", {"title": f"Deal {n}"})
+
+        # When the server is killed mid hand-over: all 20 committed, none marked as sent
+        server.kill()
+        assert statuses(pg_engine)[("pending", 0)] == 20
+    finally:
+        # and Redis resumes (it may enqueue what the dead server had written)
+        os.kill(cluster.redis.proc.pid, signal.SIGCONT)
+
+    # And a new server starts (the worker is still there)
+    cluster.server()
+
+    # Then each of the 21 side effects reached the receiver exactly once
+    wait_until(lambda: statuses(pg_engine) == Counter({("succeeded", 1): 21}), 30,
+               "21 executions to succeed", *cluster.processes)
+    delivered = keys(receiver.received("/erp"))
+    assert len(delivered) == 21 and set(delivered.values()) == {1}, cluster.logs()
 
 
 def test_the_embedded_server_killed_mid_action_completes_it_once_after_restart(
