@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import random
 import re
 import statistics
@@ -36,7 +37,7 @@ from server.core.db import make_engine
 from server.core.models import Deal, Event, Outreach, Run, Team, utcnow
 from server.core.scope import Actor, TeamScope
 from server.core.services.teams import create_team, ensure_user
-from server.core.starter import STARTER_DOMAINS, load_starter
+from server.core.starter import STARTER_DOMAINS, load_starter, shipped_documents
 from server.migrations import upgrade
 from server.settings import Settings
 
@@ -130,6 +131,10 @@ def seed_outreach(engine: Any, team_id: int, users: list[int], count: int) -> No
             } for _ in range(start, min(count, start + BATCH))])
 
 
+CSRF: list[str] = [""]
+"""The signed-in session's CSRF token, read from the editor page."""
+
+
 def sign_in(client: httpx.Client, key: str) -> None:
     page = client.get("/console/sign-in").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
@@ -139,17 +144,24 @@ def sign_in(client: httpx.Client, key: str) -> None:
 
 
 def measure(client: httpx.Client, path: str, repeats: int,
-            fresh: bool = False) -> tuple[float, float, int]:
-    """Median and p95 in ms of GET ``path``, and its size; ``fresh``: with the charts' cache
-    emptied before each request, so each one draws its chart."""
-    client.get(path)  # warm up (templates compiled, caches filled)
+            fresh: bool = False, post: Any = None) -> tuple[float, float, int]:
+    """Median and p95 in ms of GET ``path`` (or a POST of the JSON text ``post``, with the
+    session's CSRF header, as the editor's tools send it), and its size; ``fresh``: with the
+    charts' cache emptied before each request, so each one draws its chart."""
+    def call() -> httpx.Response:
+        if post is None:
+            return client.get(path)
+        return client.post(path, content=post, headers={"Content-Type": "application/json",
+                                                         "X-CSRF-Token": CSRF[0]})
+
+    call()  # warm up (templates compiled, caches filled)
     times = []
     size = 0
     for _ in range(repeats):
         if fresh:
             charts._CACHE.clear()
         start = time.perf_counter()
-        resp = client.get(path)
+        resp = call()
         times.append((time.perf_counter() - start) * 1000)
         assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
         size = len(resp.content)
@@ -203,9 +215,14 @@ def main() -> None:
             "/console/workflows/deal-probability-60",
             "/console/runs",
             "/console/runs?workflow=deal-probability-60",
+            "/console/runs?status=error",
+            "/console/runs?entity=deal&record_id=7",
+            f"/console/runs?since={(dt.datetime.now() - dt.timedelta(days=1)).strftime('%Y-%m-%dT%H:%M')}",
             f"/console/runs/{latest_run}",
+            "/console/records?entity=deal&q=bench%2012",
             "/console/forecast",
             "/console/forecast?group_by=owner",
+            "/console/forecast?group_by=stage",
             "/console/forecast/chart.svg?group_by=owner",
             "/console/analytics",
             "/console/analytics/funnel.svg",
@@ -217,6 +234,12 @@ def main() -> None:
         ]
         with httpx.Client(base_url=base, timeout=60) as client:
             sign_in(client, key)
+            editor = client.get("/console/workflows/deal-probability-60").text
+            CSRF[0] = re.search(r'data-csrf="([^"]+)"', editor).group(1)
+            first = client.get("/console/runs").text
+            later = re.search(r'rel="next" href="([^"]+)"', first)
+            if later:  # the second page of the explorer, through its cursor
+                pages.insert(4, later.group(1).replace("&amp;", "&"))
             print(f"{'page':<46} {'median':>9} {'p95':>9} {'bytes':>9}")
             for path in pages:
                 if client.get(path).status_code == 404:
@@ -227,6 +250,19 @@ def main() -> None:
                     flag = "" if p95 < GOAL_MS else f"  over {GOAL_MS} ms"
                     shown = path + (" (drawn)" if fresh else "")
                     print(f"{shown:<46} {median:7.1f}ms {p95:7.1f}ms {size:>9,}{flag}")
+            # The editor's tools, posted as its script posts them.
+            step = json.dumps(next(d for d in shipped_documents()
+                                   if d["id"] == "deal-probability-60"))
+            tools = [
+                ("/console/workflows/deal-probability-60/check", step),
+                ("/console/workflows/deal-probability-60/dry-run",
+                 json.dumps({"document": step, "record_id": 7})),
+                ("/console/groups/deal_probability/preview", json.dumps({"document": step})),
+            ]
+            for path, body in tools:
+                median, p95, size = measure(client, path, args.repeats, post=body)
+                flag = "" if p95 < GOAL_MS else f"  over {GOAL_MS} ms"
+                print(f"{'POST ' + path:<46} {median:7.1f}ms {p95:7.1f}ms {size:>9,}{flag}")
     finally:
         server.should_exit = True
         thread.join(15)
