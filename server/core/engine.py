@@ -22,11 +22,11 @@ from server.core.models import ActionExecution, Event, Run, Team, utcnow
 from server.core.plugins import Registry
 from server.core.records import RecordState, record_type
 from server.core.scope import TeamInfo, TeamScope
+from server.settings import Settings
 from server.triggers.lead_acquired import outreach_payload
 
-MAX_DEPTH = 5
-"""Deepest chain of workflow-made changes followed; the change past it is recorded, not run
-(a workflow firing again on its own change is stopped sooner, as a loop)."""
+DEFAULTS = Settings()
+"""Where the limits come from when the engine is given no settings (tests, embedding)."""
 log = logging.getLogger("dealflow.engine")
 PENDING_KEY = "dealflow_pending_executions"
 EVENTS_KEY = "dealflow_committed_events"
@@ -90,6 +90,10 @@ class WorkflowEngine:
     def __init__(self, registry: Registry, settings: Any = None) -> None:
         self.registry = registry
         self.settings = settings
+        self.max_depth: int = getattr(settings, "max_depth", DEFAULTS.max_depth)
+        """Deepest chain of workflow-made changes followed (``DEALFLOW_MAX_DEPTH``); the change
+        past it is recorded, not run (a workflow firing again on its own change is stopped
+        sooner, as a loop)."""
         self.index = WorkflowIndex(registry)
         # Only keep event documents for after-commit hooks when some plugin listens.
         self.event_listeners = bool(registry.pm.hook.dealflow_event.get_hookimpls())
@@ -375,8 +379,8 @@ class WorkflowEngine:
         report: RunReport,
     ) -> None:
         change = item.change
-        if change.depth + 1 > MAX_DEPTH:
-            report.notes.append({"depth_limit": MAX_DEPTH, "not_followed": changed})
+        if change.depth + 1 > self.max_depth:
+            report.notes.append({"depth_limit": self.max_depth, "not_followed": changed})
             return
         follow = Change(
             team_id=change.team_id,
