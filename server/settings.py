@@ -97,6 +97,16 @@ class Settings:
     actions, which are events of their own). The change past it is recorded in the run log,
     not run; the save that started the chain still succeeds. A positive integer."""
 
+    max_events_per_change: int = 50
+    """Most follow-up events one change may cause across its whole cascade (the events of
+    workflow-made changes, and of the records a webhook addresses); past it, what would have
+    followed is recorded in the run log as refused. A positive integer."""
+
+    max_executions_per_change: int = 100
+    """Most side-effect executions (emails, HTTP pushes, notifications) one change may queue,
+    its follow-up events included; past it, each further side effect is recorded in the run
+    log as refused. A positive integer."""
+
     extra: dict[str, str] = field(default_factory=dict)
     """Keys of the TOML file that no field above names, and ``DEALFLOW_PLUGIN_<KEY>``
     environment variables (as ``<key>``, lower case; the environment wins), for plugins."""
@@ -131,13 +141,15 @@ _ENV_NAMES = {
     "max_workflows_per_team": "DEALFLOW_MAX_WORKFLOWS_PER_TEAM",
     "max_actions_per_workflow": "DEALFLOW_MAX_ACTIONS_PER_WORKFLOW",
     "max_depth": "DEALFLOW_MAX_DEPTH",
+    "max_events_per_change": "DEALFLOW_MAX_EVENTS_PER_CHANGE",
+    "max_executions_per_change": "DEALFLOW_MAX_EXECUTIONS_PER_CHANGE",
 }
 _BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
 PLUGIN_PREFIX = "DEALFLOW_PLUGIN_"
 """Environment variables ``DEALFLOW_PLUGIN_<KEY>`` set ``extra[<key>]`` (lower case)."""
 
 
-POSITIVE = ("max_depth",)
+POSITIVE = ("max_depth", "max_events_per_change", "max_executions_per_change")
 """Settings that must be whole numbers of 1 or more: a limit of 0 would refuse everything."""
 
 

@@ -227,6 +227,8 @@ def test_plugin_settings_come_from_the_environment_and_win_over_the_file(tmp_pat
 
 LIMITS = {
     "DEALFLOW_MAX_DEPTH": "max_depth",
+    "DEALFLOW_MAX_EVENTS_PER_CHANGE": "max_events_per_change",
+    "DEALFLOW_MAX_EXECUTIONS_PER_CHANGE": "max_executions_per_change",
 }
 
 
@@ -270,5 +272,6 @@ def test_a_limit_of_the_wrong_toml_type_or_value_names_the_file(
 
 @pytest.mark.parametrize("name", LIMITS.values())
 def test_a_limit_set_in_code_is_checked_too(name: str) -> None:
+    assert getattr(Settings(**{name: 1}), name) == 1  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
         Settings(**{name: 0})  # type: ignore[arg-type]

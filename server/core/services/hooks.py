@@ -314,9 +314,12 @@ def _accept(
         source="webhook",
         user_id=user_id,
     )
-    run_ids = scope.engine.process(scope, change, None)
+    # The delivery is one change: its own event and its records' events share one budget.
+    budget = scope.engine.budget()
+    run_ids = scope.engine.process(scope, change, None, budget=budget)
     # Then the workflows that address a record from the payload, one event per record.
-    run_ids += run_addressed(scope, name, payload, user_id, run_ids[0] if run_ids else None)
+    first = run_ids[0] if run_ids else None
+    run_ids += run_addressed(scope, name, payload, user_id, first, budget)
     runs = [scope.session.get(Run, run_id) for run_id in run_ids]
     response: dict[str, Any] = {
         "event_id": runs[0].event_id if runs and runs[0] else None,
