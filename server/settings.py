@@ -93,9 +93,10 @@ class Settings:
     """Most actions one workflow may list; more is refused with 422 naming ``$.actions``."""
 
     max_depth: int = 5
-    """Deepest chain of workflow-made changes followed (changes made by workflows' record
-    actions, which are events of their own). The change past it is recorded in the run log,
-    not run; the save that started the chain still succeeds. A positive integer."""
+    """Deepest chain of workflow-caused events followed: changes made by workflows' record
+    actions, and webhooks that workflows' side effects post back to a Dealflow hook (counted
+    by the ``Dealflow-Hops`` header). The event past it is recorded in the run log, not run;
+    the save that started the chain still succeeds. A positive integer."""
 
     max_events_per_change: int = 50
     """Most follow-up events one change may cause across its whole cascade (the events of

@@ -228,7 +228,16 @@ class WorkflowEngine:
         if self.event_listeners:
             session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
-        candidates = index.candidates(change)
+        if change.depth > self.max_depth:
+            # Only an event that arrives deep gets here (a webhook whose Dealflow-Hops is past
+            # the limit): workflow-made changes are not followed that far.
+            report.status = "limit"
+            report.notes.append(
+                {"depth_limit": self.max_depth, "refused": f"event at depth {change.depth}"}
+            )
+            candidates = []
+        else:
+            candidates = index.candidates(change)
         if item.only is not None:
             candidates = [wf for wf in candidates if wf.key == item.only]
         matched = self._match(candidates, document, report, index.groups)

@@ -1,10 +1,11 @@
 """Loop and fan-out limits under a deliberately recursive workflow set: self-loops, ping-pong,
-a wide fan-out, a chain fed past the event limit, each played against a real server on
-127.0.0.1. Each must end within a bound, record where it stopped in the run log, answer the
+a wide fan-out, a chain fed past the event limit, a webhook whose side effect posts back to
+its own hook, each played against a real server on 127.0.0.1. Each must end within a bound, record where it stopped in the run log, answer the
 save that started it, and leave the server serving."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -20,8 +21,10 @@ from sqlalchemy import Engine
 
 from server.app import create_app
 from server.core import runtime as runtime_module
-from server.core.action import Action, ActionContext
+from server.core.action import Action, ActionContext, ActionError
+from server.core.outbound import http_client
 from server.core.plugins import build_registry, get_plugin_manager
+from server.core.signatures import sign
 from server.settings import Settings
 from processes import free_port
 
@@ -31,7 +34,9 @@ SETTLED = 30.0
 
 
 class Effects:
-    """A plugin with a side effect that does nothing but count its calls."""
+    """A plugin with two side effects, whose calls it counts: ``count`` does nothing more;
+    ``echo`` posts the event's payload back to a hook (``url``), signed with ``secret`` as
+    Standard Webhooks are, through the shared outbound client, as a plugin should."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -44,13 +49,42 @@ class Effects:
                 self.calls += 1
             return {"counted": True}
 
+        def echo(config: Any, context: ActionContext) -> dict[str, Any]:
+            count(config, context)
+            body = json.dumps({"echo": context.document.get("payload")}).encode()
+            webhook_id, timestamp = context.idempotency_key, int(time.time())
+            headers = {
+                "webhook-id": webhook_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(config["secret"], webhook_id, timestamp, body),
+                "content-type": "application/json",
+            }
+            response = http_client(context.settings).post(
+                config["url"], content=body, headers=headers
+            )
+            if response.status_code != 202:
+                raise ActionError(f"echo: HTTP {response.status_code}", permanent=True)
+            return {"runs": response.json()["runs"]}
+
+        strings = {"type": "string", "minLength": 1}
         return [
             Action(
                 name="count",
                 kind="side_effect",
                 config_schema={"type": "object", "additionalProperties": False},
                 execute=count,
-            )
+            ),
+            Action(
+                name="echo",
+                kind="side_effect",
+                config_schema={
+                    "type": "object",
+                    "properties": {"url": strings, "secret": strings},
+                    "required": ["url", "secret"],
+                    "additionalProperties": False,
+                },
+                execute=echo,
+            ),
         ]
 
 
@@ -207,6 +241,33 @@ def wide_fan_out(served: Served) -> list[dict[str, Any]]:
     return served.runs(entity="deal", record_id=deal_id)
 
 
+def webhook_echo(served: Served) -> list[dict[str, Any]]:
+    # a webhook workflow whose side effect posts the payload back to the same hook
+    secret = post(served, "/api/v1/team/hook-secrets", None).json()["secret"]
+    path = f"/api/v1/hooks/{served.team_id}/echo"
+    action = {"type": "echo", "url": served.url + path, "secret": secret}
+    workflow = {
+        "id": "echo",
+        "name": "echo",
+        "trigger": {"type": "webhook", "name": "echo"},
+        "actions": [action],
+    }
+    post(served, "/api/v1/workflows", workflow)
+    body = json.dumps({"hello": "again"}).encode()
+    headers = {
+        "webhook-id": "msg_first",
+        "webhook-timestamp": str(int(time.time())),
+        "content-type": "application/json",
+    }
+    headers["webhook-signature"] = sign(
+        secret, headers["webhook-id"], headers["webhook-timestamp"], body
+    )
+    answer = served.client.post(path, content=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    served.settle()
+    return [r for r in served.runs() if r["op"] == "received"]
+
+
 @dataclass
 class Attack:
     play: Callable[[Served], list[dict[str, Any]]]
@@ -258,6 +319,20 @@ ATTACKS = {
         {"execution_limit": 7, "refused": 118},
         actions={"queued": 7, "refused": 118},
         calls=7,
+    ),
+    "webhook-echo": Attack(
+        webhook_echo,
+        {},
+        [(d, "ok") for d in range(6)] + [(6, "limit")],
+        {"depth_limit": 5, "refused": "event at depth 6"},
+        calls=6,
+    ),
+    "webhook-echo-under-a-lower-depth-limit": Attack(
+        webhook_echo,
+        {"max_depth": 2},
+        [(0, "ok"), (1, "ok"), (2, "ok"), (3, "limit")],
+        {"depth_limit": 2, "refused": "event at depth 3"},
+        calls=3,
     ),
 }
 

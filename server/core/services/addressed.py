@@ -107,11 +107,13 @@ def run_addressed(
     user_id: int | None,
     first_run_id: int | None,
     budget: Budget | None = None,
+    depth: int = 0,
 ) -> list[int]:
     """Run the hook's addressing workflows, one event per record they name; a workflow whose
     record is not found is recorded on the hook's own run (``first_run_id``) as skipped.
     Each record's event is a follow-up event of the delivery, drawn from ``budget`` (the
-    delivery's); a record past the limit is recorded on the hook's run as not run."""
+    delivery's); a record past the limit is recorded on the hook's run as not run. The
+    events are at ``depth``, the delivery's hops."""
     budget = budget or scope.engine.budget()
     targets, skipped = resolve(scope, name, payload)
     run_ids = []
@@ -137,6 +139,7 @@ def run_addressed(
             payload=payload,
             name=name,
             source="webhook",
+            depth=depth,
             user_id=user_id,
         )
         run_ids += scope.engine.process(scope, change, target.row, budget=budget)
