@@ -13,7 +13,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.action import ActionContext, ActionError
-from server.core.budget import Budget, refused_execution
+from server.core.budget import DEFAULTS, Budget, refused_execution
 from server.core.change import Change, diff
 from server.core.conditions import MATCHED, Outcome, evaluate
 from server.core.errors import DealflowError
@@ -23,11 +23,8 @@ from server.core.models import ActionExecution, Event, Run, Team, utcnow
 from server.core.plugins import Registry
 from server.core.records import RecordState, record_type
 from server.core.scope import TeamInfo, TeamScope
-from server.settings import Settings
 from server.triggers.lead_acquired import outreach_payload
 
-DEFAULTS = Settings()
-"""Where the limits come from when the engine is given no settings (tests, embedding)."""
 log = logging.getLogger("dealflow.engine")
 PENDING_KEY = "dealflow_pending_executions"
 EVENTS_KEY = "dealflow_committed_events"
