@@ -241,6 +241,38 @@ def wide_fan_out(served: Served) -> list[dict[str, Any]]:
     return served.runs(entity="deal", record_id=deal_id)
 
 
+def signed(secret: str, body: bytes, webhook_id: str) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": sign(secret, webhook_id, timestamp, body),
+        "content-type": "application/json",
+    }
+
+
+def addressed_records(served: Served) -> list[dict[str, Any]]:
+    # four workflows on one hook, each addressing another deal of the payload
+    secret = post(served, "/api/v1/team/hook-secrets", None).json()["secret"]
+    ids = [post(served, "/api/v1/deals", {"title": f"d{i}"}).json()["id"] for i in range(4)]
+    for i in range(4):
+        workflow = {
+            "id": f"batch-{i}",
+            "name": f"batch-{i}",
+            "entity": "deal",
+            "trigger": {"type": "webhook", "name": "batch", "record": {"id": f"payload.d{i}"}},
+            "actions": [{"type": "count"}],
+        }
+        post(served, "/api/v1/workflows", workflow)
+    body = json.dumps({f"d{i}": deal_id for i, deal_id in enumerate(ids)}).encode()
+    path = f"/api/v1/hooks/{served.team_id}/batch"
+    answer = served.client.post(path, content=body, headers=signed(secret, body, "msg_batch"))
+    assert answer.status_code == 202, answer.text
+    runs = [r for r in served.runs() if r["op"] == "received"]
+    # The hook's own run, which records what was refused, last.
+    return runs[1:] + runs[:1]
+
+
 def webhook_echo(served: Served) -> list[dict[str, Any]]:
     # a webhook workflow whose side effect posts the payload back to the same hook
     secret = post(served, "/api/v1/team/hook-secrets", None).json()["secret"]
@@ -254,15 +286,7 @@ def webhook_echo(served: Served) -> list[dict[str, Any]]:
     }
     post(served, "/api/v1/workflows", workflow)
     body = json.dumps({"hello": "again"}).encode()
-    headers = {
-        "webhook-id": "msg_first",
-        "webhook-timestamp": str(int(time.time())),
-        "content-type": "application/json",
-    }
-    headers["webhook-signature"] = sign(
-        secret, headers["webhook-id"], headers["webhook-timestamp"], body
-    )
-    answer = served.client.post(path, content=body, headers=headers)
+    answer = served.client.post(path, content=body, headers=signed(secret, body, "msg_first"))
     assert answer.status_code == 202, answer.text
     served.settle()
     return [r for r in served.runs() if r["op"] == "received"]
@@ -319,6 +343,13 @@ ATTACKS = {
         {"execution_limit": 7, "refused": 118},
         actions={"queued": 7, "refused": 118},
         calls=7,
+    ),
+    "webhook-addressing-records-past-the-event-limit": Attack(
+        addressed_records,
+        {"max_events_per_change": 2},
+        [(0, "ok"), (0, "ok"), (0, "limit")],
+        {"event_limit": 2, "not_run": ["batch-2"], "entity": "deal", "record_id": 3},
+        calls=2,
     ),
     "webhook-echo": Attack(
         webhook_echo,
