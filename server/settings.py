@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -91,9 +92,32 @@ class Settings:
     max_actions_per_workflow: int = 50
     """Most actions one workflow may list; more is refused with 422 naming ``$.actions``."""
 
+    max_depth: int = 5
+    """Deepest chain of workflow-caused events followed: changes made by workflows' record
+    actions, and webhooks that workflows' side effects post back to a Dealflow hook (counted
+    by the ``Dealflow-Hops`` header). The event past it is recorded in the run log, not run;
+    the save that started the chain still succeeds. A positive integer."""
+
+    max_events_per_change: int = 50
+    """Most follow-up events one change may cause across its whole cascade (the events of
+    workflow-made changes, and of the records a webhook addresses); past it, what would have
+    followed is recorded in the run log as refused. A positive integer."""
+
+    max_executions_per_change: int = 100
+    """Most side-effect executions (emails, HTTP pushes, notifications) one change may queue,
+    its follow-up events included; past it, each further side effect is recorded in the run
+    log as refused. A positive integer."""
+
     extra: dict[str, str] = field(default_factory=dict)
     """Keys of the TOML file that no field above names, and ``DEALFLOW_PLUGIN_<KEY>``
     environment variables (as ``<key>``, lower case; the environment wins), for plugins."""
+
+    def __post_init__(self) -> None:
+        # Settings built in code (tests, embedding) are held to what the loader enforces.
+        for name in POSITIVE:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(_not_positive(_ENV_NAMES[name], name, value))
 
 
 _ENV_NAMES = {
@@ -117,13 +141,38 @@ _ENV_NAMES = {
     "rate_limit_burst": "DEALFLOW_RATE_LIMIT_BURST",
     "max_workflows_per_team": "DEALFLOW_MAX_WORKFLOWS_PER_TEAM",
     "max_actions_per_workflow": "DEALFLOW_MAX_ACTIONS_PER_WORKFLOW",
+    "max_depth": "DEALFLOW_MAX_DEPTH",
+    "max_events_per_change": "DEALFLOW_MAX_EVENTS_PER_CHANGE",
+    "max_executions_per_change": "DEALFLOW_MAX_EXECUTIONS_PER_CHANGE",
 }
 _BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
 PLUGIN_PREFIX = "DEALFLOW_PLUGIN_"
 """Environment variables ``DEALFLOW_PLUGIN_<KEY>`` set ``extra[<key>]`` (lower case)."""
 
 
+POSITIVE = ("max_depth", "max_events_per_change", "max_executions_per_change")
+"""Settings that must be whole numbers of 1 or more: a limit of 0 would refuse everything."""
+
+
+def _not_positive(source: str, name: str, raw: object) -> str:
+    return f"{source}: {name} must be a positive integer (1 or more), got {raw!r}"
+
+
+def _positive(name: str, raw: object, source: str) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value: int | None = raw
+    elif isinstance(raw, str) and re.fullmatch(r"\s*\d+\s*", raw):
+        value = int(raw)
+    else:
+        value = None
+    if value is None or value < 1:
+        raise ConfigError(_not_positive(source, name, raw))
+    return value
+
+
 def _coerce(name: str, raw: object, source: str) -> object:
+    if name in POSITIVE:
+        return _positive(name, raw, source)
     kind = {f.name: f.type for f in fields(Settings)}[name]
     try:
         if kind == "int":

@@ -24,7 +24,9 @@ SIGNED = (
     "5 minutes of the server's clock) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` of "
     "`{webhook-id}.{webhook-timestamp}.{body}` keyed by the team's `whsec_` secret). The body "
     "is a JSON object, the workflows' `payload`. A repeated `webhook-id` gets the first "
-    "answer again and runs nothing. See docs/webhooks.md."
+    "answer again and runs nothing. An optional `Dealflow-Hops` header (a whole number, sent "
+    "by Dealflow's own side effects) is the depth of the event: past the depth limit the event "
+    "is recorded with the status `limit` and nothing runs. See docs/webhooks.md."
 )
 
 

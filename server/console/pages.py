@@ -43,7 +43,7 @@ from server.core.services.runs import RunOut
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 PAGE_SIZE = 25
-RUN_STATUSES = ("ok", "no_match", "error", "conflict", "loop")
+RUN_STATUSES = ("ok", "no_match", "error", "conflict", "loop", "limit")
 
 
 @contextmanager

@@ -15,7 +15,8 @@ class Change:
     """A record after and before a save, the fields that changed, and where it came from.
 
     ``source`` is ``api`` for a save by a user or key, ``workflow`` for a save made by a
-    workflow's record action (``depth`` counts those steps), ``webhook`` for a posted event,
+    workflow's record action (``depth`` counts those steps), ``webhook`` for a posted event
+    (at the depth its ``Dealflow-Hops`` header gives: side effects that led to it),
     ``schedule`` for a due schedule occurrence (op ``scheduled``).
     """
 

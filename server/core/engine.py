@@ -13,6 +13,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core.action import ActionContext, ActionError
+from server.core.budget import DEFAULTS, Budget, refused_execution
 from server.core.change import Change, diff
 from server.core.conditions import MATCHED, Outcome, evaluate
 from server.core.errors import DealflowError
@@ -25,9 +26,6 @@ from server.core.related import CONTACT_ENTITIES, attach_contact, carry_contact
 from server.core.scope import TeamInfo, TeamScope
 from server.triggers.lead_acquired import outreach_payload
 
-MAX_DEPTH = 5
-"""Deepest chain of workflow-made changes followed; the change past it is recorded, not run
-(a workflow firing again on its own change is stopped sooner, as a loop)."""
 log = logging.getLogger("dealflow.engine")
 PENDING_KEY = "dealflow_pending_executions"
 EVENTS_KEY = "dealflow_committed_events"
@@ -91,6 +89,10 @@ class WorkflowEngine:
     def __init__(self, registry: Registry, settings: Any = None) -> None:
         self.registry = registry
         self.settings = settings
+        self.max_depth: int = getattr(settings, "max_depth", DEFAULTS.max_depth)
+        """Deepest chain of workflow-made changes followed (``DEALFLOW_MAX_DEPTH``); the change
+        past it is recorded, not run (a workflow firing again on its own change is stopped
+        sooner, as a loop)."""
         self.index = WorkflowIndex(registry)
         # Only keep event documents for after-commit hooks when some plugin listens.
         self.event_listeners = bool(registry.pm.hook.dealflow_event.get_hookimpls())
@@ -146,10 +148,22 @@ class WorkflowEngine:
         )
         return self.process(scope, change, row, only=workflow)[0]
 
+    def budget(self) -> Budget:
+        """A fresh budget of follow-up events and side-effect executions for one change."""
+        return Budget.of(self.settings)
+
     def process(
-        self, scope: TeamScope, change: Change, row: Any = None, only: str | None = None
+        self,
+        scope: TeamScope,
+        change: Change,
+        row: Any = None,
+        only: str | None = None,
+        budget: Budget | None = None,
     ) -> list[int]:
-        """Handle ``change`` and the changes its workflows make, breadth first; return run ids."""
+        """Handle ``change`` and the changes its workflows make, breadth first; return run ids.
+        They draw on ``budget``, shared by a caller that handles several events as one change
+        (a webhook's addressed records), else a fresh one."""
+        budget = budget or self.budget()
         team = scope.info
         index = self.index.for_team(scope.session, team.id, team.workflows_rev)
         team_doc = team_document(team)
@@ -157,7 +171,7 @@ class WorkflowEngine:
         run_ids = []
         while queue:
             item = queue.popleft()
-            run_ids.append(self._run(scope, index, team_doc, item, queue))
+            run_ids.append(self._run(scope, index, team_doc, item, queue, budget))
         if isinstance(row, RecordState) and change.entity is not None:
             # The workflows' changes to a record written without the ORM: one UPDATE.
             record_type(change.entity).write_back(scope, row)
@@ -172,11 +186,15 @@ class WorkflowEngine:
         team_doc: dict[str, Any],
         item: Pending,
         queue: deque[Pending],
+        budget: Budget,
     ) -> int:
         started = time.perf_counter()
         change = item.change
         session = scope.session
-        candidates = index.candidates(change)
+        # Only an event that arrives deep gets past the limit (a webhook whose Dealflow-Hops is
+        # past it): workflow-made changes are not followed that far.
+        too_deep = change.depth > self.max_depth
+        candidates = [] if too_deep else index.candidates(change)
         if item.only is not None:
             candidates = [wf for wf in candidates if wf.key == item.only]
         if change.entity in CONTACT_ENTITIES and any(wf.reads_contact for wf in candidates):
@@ -217,16 +235,23 @@ class WorkflowEngine:
         if self.event_listeners:
             session.info.setdefault(EVENTS_KEY, []).append((scope.team_id, dict(document)))
         report = RunReport()
+        if too_deep:
+            report.status = "limit"
+            report.notes.append(
+                {"depth_limit": self.max_depth, "refused": f"event at depth {change.depth}"}
+            )
         matched = self._match(candidates, document, report, index.groups)
         before = change.record
-        steps, queued = self._act(scope, matched, document, item, event_id, report)
+        steps, queued = self._act(scope, matched, document, item, event_id, report, budget)
         if steps and item.row is not None:
             after = record_type(change.entity).document(item.row)  # type: ignore[arg-type]
             # The contact the event carried goes on with the workflows' change.
             after = carry_contact(scope, document["record"], after)
             changed = diff(before, after)
             if changed:
-                self._follow(item, before, after, changed, steps, event_id, queue, report)
+                self._follow(
+                    item, before, after, changed, steps, event_id, queue, report, budget
+                )
         run_id = writer(session, Run.__table__).insert(
             session,
             {
@@ -307,9 +332,12 @@ class WorkflowEngine:
         item: Pending,
         event_id: int,
         report: RunReport,
+        budget: Budget,
     ) -> tuple[list[Step], list[tuple[dict[str, Any], ActionContext, str, dict[str, Any]]]]:
         """Run the matched workflows' record actions on the record; return the steps that
-        changed it and the side-effect actions to queue."""
+        changed it and the side-effect actions to queue (those within ``budget``; the others
+        are recorded as refused)."""
+        refused = 0
         steps: list[Step] = []
         queued: list[tuple[dict[str, Any], ActionContext, str, dict[str, Any]]] = []
         looping = _looping(item.chain)
@@ -329,6 +357,11 @@ class WorkflowEngine:
                     template_filters=self.registry.template_filters,
                 )
                 if action.kind == "side_effect":
+                    if not budget.take_execution():
+                        error = refused_execution(budget.max_executions)
+                        entry.update(status="refused", error=error)
+                        refused += 1
+                        continue
                     entry["status"] = "queued"
                     queued.append((entry, context, action.name, config))
                     continue
@@ -363,6 +396,10 @@ class WorkflowEngine:
                 entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             if changed_here:
                 steps.append(Step(wf.key, tuple(dict.fromkeys(changed_here)), item.change.depth))
+        if refused:
+            report.notes.append({"execution_limit": budget.max_executions, "refused": refused})
+            if report.status in ("ok", "no_match"):
+                report.status = "limit"
         return steps, queued
 
     @staticmethod
@@ -379,10 +416,14 @@ class WorkflowEngine:
         event_id: int,
         queue: deque[Pending],
         report: RunReport,
+        budget: Budget,
     ) -> None:
         change = item.change
-        if change.depth + 1 > MAX_DEPTH:
-            report.notes.append({"depth_limit": MAX_DEPTH, "not_followed": changed})
+        if change.depth + 1 > self.max_depth:
+            report.notes.append({"depth_limit": self.max_depth, "not_followed": changed})
+            return
+        if not budget.take_event():
+            report.notes.append({"event_limit": budget.max_events, "not_followed": changed})
             return
         follow = Change(
             team_id=change.team_id,

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.core.action import ActionContext, ActionError
 from server.core.models import ActionExecution, utcnow
+from server.core.outbound import hops
 from server.core.plugins import Registry
 from server.core.services.credentials import MASK, missing_message
 from server.core.services.credentials import load as load_credentials
@@ -107,6 +108,12 @@ class Attempt:
     retry_in: float | None = None
 
 
+def sent_hops(document: Mapping[str, Any] | None) -> int:
+    """The ``Dealflow-Hops`` a side effect's requests carry: its event's depth, plus one."""
+    depth = ((document or {}).get("event") or {}).get("depth")
+    return (depth if isinstance(depth, int) and not isinstance(depth, bool) else 0) + 1
+
+
 def perform(
     factory: sessionmaker[Session],
     registry: Registry,
@@ -164,7 +171,9 @@ def perform(
                 credentials=credentials,
                 template_filters=registry.template_filters,
             )
-            result = action.execute(execution.config, context)
+            # Its requests say how deep a chain led here: a hook they reach stops it in time.
+            with hops(sent_hops(execution.document)):
+                result = action.execute(execution.config, context)
             values = {
                 "status": "succeeded",
                 "result": scrub(msgspec.to_builtins(result), secrets)

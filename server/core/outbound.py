@@ -18,6 +18,12 @@ Two checks keep requests out of there:
   cannot lead elsewhere). TLS still verifies the URL's host name. Redirects are never
   followed: a 3xx answer with a ``Location`` raises :class:`RedirectRefused`.
 
+Every request the client sends while a side effect runs carries ``Dealflow-Hops: <n>``, the
+depth of the event the side effect belongs to plus one (see :func:`hops`). A Dealflow hook
+reads it as the depth of the event it makes, so a workflow whose side effect posts back to a
+Dealflow hook (its own team's, or another's) stops at the depth limit instead of echoing
+for ever.
+
 Refusals are :class:`OutboundRefused`, a permanent :class:`ActionError`: an execution
 refused this way is ``dead`` at once, with the reason as its error.
 
@@ -32,7 +38,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -50,6 +58,10 @@ SETTING = "DEALFLOW_OUTBOUND_ALLOW"
 """The environment variable of the allow-list, named in every refusal."""
 
 SCHEMES = ("http", "https")
+
+HOPS_HEADER = "Dealflow-Hops"
+"""The header that counts how many workflow side effects led to a request (see :func:`hops`)."""
+_hops: ContextVar[int | None] = ContextVar("dealflow_hops", default=None)
 
 METADATA_HOSTS = frozenset(
     {
@@ -348,11 +360,30 @@ def refuse_redirect(response: httpx.Response) -> None:
     )
 
 
+@contextmanager
+def hops(count: int | None) -> Iterator[None]:
+    """Within this block (in this thread), every request of :func:`http_client` carries
+    ``Dealflow-Hops: <count>``; the runner wraps each side effect in it. None: no header."""
+    token = _hops.set(count)
+    try:
+        yield
+    finally:
+        _hops.reset(token)
+
+
+def add_hops(request: httpx.Request) -> None:
+    """A request hook: the ``Dealflow-Hops`` header of the side effect being run, if any."""
+    count = _hops.get()
+    if count is not None:
+        request.headers[HOPS_HEADER] = str(count)
+
+
 def http_client(settings: Any = None, *, timeout: float = 10.0) -> httpx.Client:
     """The shared HTTP client for outbound requests under ``settings``' allow-list: every
     connection checked (see the module docstring), redirects refused, no proxies from the
-    environment. One client per allow-list and timeout, kept for the process, so
-    connections are reused; safe to share between threads."""
+    environment. While a side effect runs, requests carry its ``Dealflow-Hops``. One client
+    per allow-list and timeout, kept for the process, so connections are reused; safe to
+    share between threads."""
     return _client(tuple(getattr(settings, "outbound_allow", ()) or ()), float(timeout))
 
 
@@ -363,11 +394,12 @@ def _client(allow: tuple[str, ...], timeout: float) -> httpx.Client:
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
-        event_hooks={"response": [refuse_redirect]},
+        event_hooks={"request": [add_hops], "response": [refuse_redirect]},
     )
 
 
 __all__ = [
+    "HOPS_HEADER",
     "METADATA_HOSTS",
     "SETTING",
     "AllowList",
@@ -375,6 +407,7 @@ __all__ = [
     "RedirectRefused",
     "allow_list",
     "check_url",
+    "hops",
     "http_client",
     "is_url",
     "refusal_reason",

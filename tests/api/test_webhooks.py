@@ -803,3 +803,58 @@ def test_a_bad_rotation_grace_is_refused_and_changes_nothing(
 
     assert resp.status_code in (400, 422), resp.text
     assert count(engine, HookSecret) == 0
+
+
+# --- hops: a workflow posting back to a hook stops at the depth limit ---------------------------
+
+
+@pytest.mark.parametrize("hops", ["0", "4", "5"])
+def test_a_webhook_within_the_depth_limit_runs_with_its_hops_as_its_depth(
+    api: TestClient[Litestar], setup: str, engine: Engine, hops: str
+) -> None:
+    body = body_of({"kind": "demo"})
+    headers = {**sign(setup, body), "Dealflow-Hops": hops}
+
+    resp = api.post(f"/api/v1/hooks/{HOOK}", content=body, headers=headers)
+
+    assert resp.status_code == 202, resp.text
+    (run,) = resp.json()["runs"]
+    assert (run["status"], run["matched"]) == ("ok", ["demo-form"])
+    with Session(engine) as session:
+        assert session.get(Event, resp.json()["event_id"]).depth == int(hops)
+
+
+@pytest.mark.parametrize("hops", ["6", "1000"])
+def test_a_webhook_past_the_depth_limit_is_recorded_and_runs_nothing(
+    api: TestClient[Litestar], setup: str, engine: Engine, hops: str
+) -> None:
+    # Given a delivery that says more side effects led to it than the depth limit allows
+    body = body_of({"kind": "demo"})
+    headers = {**sign(setup, body), "Dealflow-Hops": hops}
+
+    # When it is posted
+    resp = api.post(f"/api/v1/hooks/{HOOK}", content=body, headers=headers)
+
+    # Then it is accepted (a sender retrying would change nothing) and recorded as refused,
+    # with no workflow evaluated and nothing queued
+    assert resp.status_code == 202, resp.text
+    (run,) = resp.json()["runs"]
+    assert (run["status"], run["matched"]) == ("limit", [])
+    logged = api.get(f"/api/v1/runs/{run['id']}").json()
+    assert logged["evaluations"] == []
+    assert logged["notes"] == [{"depth_limit": 5, "refused": f"event at depth {hops}"}]
+    assert count(engine, ActionExecution) == 0
+
+
+@pytest.mark.parametrize("hops", ["-1", "two", "1.5", "", "9999999", "0x5"])
+def test_a_malformed_hops_header_is_a_422_naming_it(
+    api: TestClient[Litestar], setup: str, engine: Engine, hops: str
+) -> None:
+    body = body_of({"kind": "demo"})
+    headers = {**sign(setup, body), "Dealflow-Hops": hops}
+
+    resp = api.post(f"/api/v1/hooks/{HOOK}", content=body, headers=headers)
+
+    problem = assert_problem(resp, 422, field="Dealflow-Hops")
+    assert "Dealflow-Hops: must be a whole number from 0 to 1000000" in str(problem)
+    assert count(engine, Event) == 0

@@ -321,6 +321,69 @@ def test_workflows_feeding_each_other_on_every_change_stop_at_the_depth_limit(
     ]
 
 
+@pytest.fixture
+def app_with(engine: Engine, db_url: str, team: Any):  # type: ignore[no-untyped-def]
+    """``app_with(**settings)``: a client of an app built with those settings, on team A's key."""
+    clients: list[TestClient[Litestar]] = []
+
+    def make(**overrides: Any) -> TestClient[Litestar]:
+        settings = Settings(database_url=db_url, outbound_allow=("127.0.0.1",), **overrides)
+        client = TestClient(create_app(settings, engine=engine))
+        client.__enter__()
+        client.headers.update(team.headers)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        assert client.app.state.runtime.runner.join(10)
+        client.__exit__(None, None, None)
+
+
+def chain(length: int) -> list[dict[str, Any]]:
+    """Workflows c1..c<length>: each sets its field when the previous one's changed."""
+    made = []
+    for i in range(1, length + 1):
+        listens = ["title"] if i == 1 else [f"custom.c{i - 1}"]
+        made.append(
+            {
+                "id": f"c{i}",
+                "name": f"c{i}",
+                "entity": "deal",
+                "trigger": {"type": "record_saved", "on": ["updated"], "fields": listens},
+                "actions": [{"type": "field_update", "set": {f"custom.c{i}": True}}],
+            }
+        )
+    return made
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_chain_deeper_than_a_configured_depth_limit_stops_there_and_the_save_succeeds(
+    app_with: Any, depth: int
+) -> None:
+    # Given DEALFLOW_MAX_DEPTH set low, and a chain of workflows longer than it
+    api = app_with(max_depth=depth)
+    for workflow in chain(depth + 3):
+        assert api.post("/api/v1/workflows", json=workflow).is_success
+    deal = api.post("/api/v1/deals", json={"title": "Initech"}).json()
+
+    # When the first link fires
+    resp = api.patch(f"/api/v1/deals/{deal['id']}", json={"title": "Initech TPS"})
+
+    # Then the save succeeds with the changes of depths 0..depth, and the last run names the
+    # configured limit and the field it did not follow
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["custom"] == {f"c{i}": True for i in range(1, depth + 2)}
+    runs = updated_runs(api, deal["id"])
+    assert [r["depth"] for r in runs] == list(range(depth + 1))
+    assert runs[-1]["notes"] == [{"depth_limit": depth, "not_followed": [f"custom.c{depth + 1}"]}]
+
+
+def test_the_depth_limit_is_5_by_default() -> None:
+    assert Settings().max_depth == 5
+    assert WorkflowEngine(build_registry(get_plugin_manager())).max_depth == 5
+
+
 class TitleFromTemplate:
     """A plugin whose record action sets the title from a template, as a plugin may."""
 

@@ -155,6 +155,27 @@ def test_the_client_reaches_an_allowed_target(receivers: Any) -> None:
     assert [r.path for r in receiver.received()] == ["/hook"]
 
 
+def test_requests_sent_while_a_side_effect_runs_carry_its_hops(receivers: Any) -> None:
+    receiver, _ = receivers
+    client = http_client(Settings(outbound_allow=("127.0.0.1",)))
+    # When one request is sent inside hops(3), one after it
+    with outbound.hops(3):
+        client.post(receiver.url + "/inside", json={})
+    client.post(receiver.url + "/after", json={})
+    # Then only the first says how deep a chain led to it
+    assert [r.headers.get("dealflow-hops") for r in receiver.received()] == ["3", None]
+
+
+@pytest.mark.parametrize(
+    ("document", "hops"),
+    [({"event": {"depth": 0}}, 1), ({"event": {"depth": 4}}, 5), ({}, 1), (None, 1)],
+)
+def test_a_side_effect_sends_its_events_depth_plus_one(document: Any, hops: int) -> None:
+    from server.core.execution import sent_hops
+
+    assert sent_hops(document) == hops
+
+
 def test_the_client_connects_to_the_address_it_checked(
     receivers: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -221,3 +221,57 @@ def test_plugin_settings_come_from_the_environment_and_win_over_the_file(tmp_pat
         "DEALFLOW_PLUGIN_TELEGRAM_API_BASE": "http://127.0.0.1:9999",
     })
     assert settings.extra == {"telegram_api_base": "http://127.0.0.1:9999", "erp_timeout": "5"}
+
+
+# --- limits that must be positive integers ---------------------------------------------------
+
+LIMITS = {
+    "DEALFLOW_MAX_DEPTH": "max_depth",
+    "DEALFLOW_MAX_EVENTS_PER_CHANGE": "max_events_per_change",
+    "DEALFLOW_MAX_EXECUTIONS_PER_CHANGE": "max_executions_per_change",
+}
+
+
+@pytest.mark.parametrize("variable", LIMITS)
+def test_a_limit_is_read_from_its_variable_and_from_the_toml_file(
+    variable: str, tmp_path: Path
+) -> None:
+    name = LIMITS[variable]
+    assert getattr(load_settings({variable: "3"}), name) == 3
+    config = write_toml(tmp_path, f"{name} = 7\n")
+    assert getattr(load_settings({"DEALFLOW_CONFIG": config}), name) == 7
+
+
+@pytest.mark.parametrize("variable", LIMITS)
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", "2e3"])
+def test_a_limit_that_is_not_a_positive_integer_is_a_config_error_naming_it(
+    variable: str, raw: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: raw})
+    assert info.value.message == (
+        f"{variable}: {LIMITS[variable]} must be a positive integer (1 or more), got {raw!r}"
+    )
+
+
+@pytest.mark.parametrize("variable", LIMITS)
+@pytest.mark.parametrize("raw", [0, -3, 2.5, True, "5"])
+def test_a_limit_of_the_wrong_toml_type_or_value_names_the_file(
+    variable: str, raw: object, tmp_path: Path
+) -> None:
+    value = repr(raw) if isinstance(raw, str) else str(raw).lower()
+    config = write_toml(tmp_path, f"{LIMITS[variable]} = {value}\n")
+    if raw == "5":
+        # A quoted number is read like the environment's strings.
+        assert getattr(load_settings({"DEALFLOW_CONFIG": config}), LIMITS[variable]) == 5
+        return
+    with pytest.raises(ConfigError, match="must be a positive integer") as info:
+        load_settings({"DEALFLOW_CONFIG": config})
+    assert info.value.message.startswith(config)
+
+
+@pytest.mark.parametrize("name", LIMITS.values())
+def test_a_limit_set_in_code_is_checked_too(name: str) -> None:
+    assert getattr(Settings(**{name: 1}), name) == 1  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
+        Settings(**{name: 0})  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func
 
+from server.core.budget import Budget
 from server.core.change import Change
 from server.core.models import Contact, Lead, Run
 from server.core.records import record_type
@@ -105,12 +106,29 @@ def run_addressed(
     payload: dict[str, Any],
     user_id: int | None,
     first_run_id: int | None,
+    budget: Budget | None = None,
+    depth: int = 0,
 ) -> list[int]:
     """Run the hook's addressing workflows, one event per record they name; a workflow whose
-    record is not found is recorded on the hook's own run (``first_run_id``) as skipped."""
+    record is not found is recorded on the hook's own run (``first_run_id``) as skipped.
+    Each record's event is a follow-up event of the delivery, drawn from ``budget`` (the
+    delivery's); a record past the limit is recorded on the hook's run as not run. The
+    events are at ``depth``, the delivery's hops."""
+    budget = budget or scope.engine.budget()
     targets, skipped = resolve(scope, name, payload)
     run_ids = []
+    refused: list[dict[str, Any]] = []
     for target in targets:
+        if not budget.take_event():
+            refused.append(
+                {
+                    "event_limit": budget.max_events,
+                    "not_run": target.workflows,
+                    "entity": target.entity,
+                    "record_id": target.row.id,
+                }
+            )
+            continue
         document = record_type(target.entity).document(target.row)
         change = Change(
             team_id=scope.team_id,
@@ -121,10 +139,11 @@ def run_addressed(
             payload=payload,
             name=name,
             source="webhook",
+            depth=depth,
             user_id=user_id,
         )
-        run_ids += scope.engine.process(scope, change, target.row)
-    if skipped and first_run_id is not None:
+        run_ids += scope.engine.process(scope, change, target.row, budget=budget)
+    if (skipped or refused) and first_run_id is not None:
         run = scope.session.get(Run, first_run_id)
         if run is not None:
             run.evaluations = [*(run.evaluations or []), *skipped]
@@ -132,6 +151,10 @@ def run_addressed(
                 *(run.notes or []),
                 *({"skipped": s["workflow"], "reason": s["skipped"]} for s in skipped),
             ]
-            if run.status == "no_match":
+            if run.status == "no_match" and skipped:
                 run.status = "skipped"
+            if refused:
+                run.notes = [*run.notes, *refused]
+                if run.status in ("ok", "no_match", "skipped"):
+                    run.status = "limit"
     return run_ids

@@ -18,6 +18,7 @@ from server.core.change import Change
 from server.core.crypto import HasSecretKey, decrypt, encrypt
 from server.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from server.core.models import HookSecret, Run, Team, WebhookDelivery, Workflow, utcnow
+from server.core.outbound import HOPS_HEADER
 from server.core.scope import Actor, TeamScope
 from server.core.services import audit
 from server.core.services.addressed import run_addressed
@@ -31,6 +32,8 @@ DEFAULT_GRACE = dt.timedelta(hours=24)
 """How long a rotated-out secret is still accepted."""
 MAX_DEPTH = 64
 """How deeply a webhook's JSON body may nest objects and arrays."""
+MAX_HOPS = 1_000_000
+"""Largest ``Dealflow-Hops`` value read (anything past the depth limit is refused anyway)."""
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def receive(
             f"`dealflow hooks secret create --team {scope.team_id}`"
         )
     check(signed, body, secrets)
-    return _accept(scope, name, signed.webhook_id, body, user_id)
+    return _accept(scope, name, signed.webhook_id, body, user_id, hops_of(headers))
 
 
 def receive_public(
@@ -232,7 +235,23 @@ def receive_public(
     check(signed, body, live_secrets(session, team_id, settings, now) if known else [])
     # No user stands behind a signed request: the event's user_id stays None.
     scope = TeamScope(session, Actor(team_id, user_id=0, role="member", scope="webhook"), engine)
-    return _accept(scope, name, signed.webhook_id, body, None)
+    return _accept(scope, name, signed.webhook_id, body, None, hops_of(headers))
+
+
+def hops_of(headers: Mapping[str, str]) -> int:
+    """The ``Dealflow-Hops`` of a delivery: how many workflow side effects led to it (0 when
+    absent, as from any sender but a Dealflow side effect). It becomes the depth of the
+    delivery's event, so a workflow that posts back to a hook stops at the depth limit."""
+    raw = next((v for k, v in headers.items() if k.lower() == HOPS_HEADER.lower()), None)
+    if raw is None:
+        return 0
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_HOPS:
+        raise InvalidInput(
+            f"{HOPS_HEADER}: must be a whole number from 0 to {MAX_HOPS}, got {raw[:20]!r}",
+            field=HOPS_HEADER,
+        )
+    return int(text)
 
 
 def _delivery(scope: TeamScope, webhook_id: str) -> WebhookDelivery | None:
@@ -295,9 +314,10 @@ def _payload(body: bytes) -> dict[str, Any]:
 
 
 def _accept(
-    scope: TeamScope, name: str, webhook_id: str, body: bytes, user_id: int | None
+    scope: TeamScope, name: str, webhook_id: str, body: bytes, user_id: int | None, hops: int = 0
 ) -> Accepted:
-    """Run the workflows of a verified webhook once per ``webhook-id``, in one transaction."""
+    """Run the workflows of a verified webhook once per ``webhook-id``, in one transaction.
+    Its event is at depth ``hops``: past the depth limit it is recorded, and nothing runs."""
     delivery = _delivery(scope, webhook_id)
     if delivery is not None:
         return _replay(delivery)
@@ -312,11 +332,16 @@ def _accept(
         payload=payload,
         name=name,
         source="webhook",
+        depth=hops,
         user_id=user_id,
     )
-    run_ids = scope.engine.process(scope, change, None)
+    # The delivery is one change: its own event and its records' events share one budget.
+    budget = scope.engine.budget()
+    run_ids = scope.engine.process(scope, change, None, budget=budget)
     # Then the workflows that address a record from the payload, one event per record.
-    run_ids += run_addressed(scope, name, payload, user_id, run_ids[0] if run_ids else None)
+    first = run_ids[0] if run_ids else None
+    if hops <= scope.engine.max_depth:
+        run_ids += run_addressed(scope, name, payload, user_id, first, budget, hops)
     runs = [scope.session.get(Run, run_id) for run_id in run_ids]
     response: dict[str, Any] = {
         "event_id": runs[0].event_id if runs and runs[0] else None,
