@@ -71,8 +71,8 @@ class Settings:
 
     event_hook_lease_seconds: float = 60.0
     """How long the process that saved an event has to call the ``dealflow_event`` hooks
-    before any relay may do it instead (the process crashed), and how long a relay's
-    delivery holds an event before another relay may take it over."""
+    before any relay may do it instead (the process crashed); a relay's delivery holds an
+    event for twice as long before another relay may take it over."""
 
     worker_threads: int = 4
     """Threads per worker process (and of the in-process worker)."""
