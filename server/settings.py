@@ -70,6 +70,11 @@ class Settings:
     """A queued execution no worker has taken up after this long is sent again (its
     message was lost with the broker's data)."""
 
+    event_hook_lease_seconds: float = 60.0
+    """How long the process that saved an event has to call the ``dealflow_event`` hooks
+    before any relay may do it instead (the process crashed); a relay's delivery holds an
+    event for twice as long before another relay may take it over."""
+
     worker_threads: int = 4
     """Threads per worker process (and of the in-process worker)."""
 
@@ -135,6 +140,7 @@ _ENV_NAMES = {
     "execution_lease_seconds": "DEALFLOW_EXECUTION_LEASE_SECONDS",
     "relay_interval": "DEALFLOW_RELAY_INTERVAL",
     "redelivery_seconds": "DEALFLOW_REDELIVERY_SECONDS",
+    "event_hook_lease_seconds": "DEALFLOW_EVENT_HOOK_LEASE_SECONDS",
     "worker_threads": "DEALFLOW_WORKER_THREADS",
     "schedule_interval": "DEALFLOW_SCHEDULE_INTERVAL",
     "rate_limit_per_second": "DEALFLOW_RATE_LIMIT_PER_SECOND",

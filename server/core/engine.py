@@ -20,6 +20,7 @@ from server.core.errors import DealflowError
 from server.core.fastsql import writer
 from server.core.matching import CompiledGroup, CompiledWorkflow, WorkflowIndex
 from server.core.models import ActionExecution, Event, Run, Team, utcnow
+from server.core.notifications import owed
 from server.core.plugins import Registry
 from server.core.records import RecordState, record_type
 from server.core.related import CONTACT_ENTITIES, attach_contact, carry_contact
@@ -216,6 +217,8 @@ class WorkflowEngine:
                 "depth": change.depth,
                 "parent_id": item.parent_id,
                 "user_id": change.user_id,
+                # Owed to the dealflow_event hook, durably (only when some plugin listens).
+                **(owed(self.settings) if self.event_listeners else {}),
             },
         )
         event_doc = {

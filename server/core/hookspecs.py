@@ -56,6 +56,12 @@ def dealflow_event(event: Mapping[str, Any], team_id: int) -> None:
     ``event`` is the document a workflow condition reads: ``record`` (after the change),
     ``previous`` (before it, or None), ``changed`` (field names), ``event`` (id, op, entity,
     record_id, source, depth, user_id), ``team`` and ``payload``. ``team_id`` is the event's
-    team. The return value is ignored; an exception is logged and does not stop other
-    plugins or the event's workflows.
+    team. The return value is ignored; an exception is logged, counts as delivered (it is
+    not retried) and does not stop other plugins or the event's workflows.
+
+    Delivery is at least once: whether some plugin listens is recorded with the event, in
+    the transaction of the change. A process that dies before it called the hook, or before
+    it recorded that it did, leaves the event to a relay of any server or worker, which
+    calls it ``event_hook_lease_seconds`` later. So the same event may arrive twice (rarely):
+    use ``event["event"]["id"]`` to drop repeats.
     """

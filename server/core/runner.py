@@ -7,6 +7,9 @@ is down, they stay ``pending``. Every ``relay_interval`` seconds it also sends w
 no message stands for: executions left ``pending`` by a crash or an outage, retries that
 came due, leases that ran out (a killed worker), queued ones whose message was lost. A
 worker's claim is conditional, so the duplicates this may send act once.
+
+The relay also delivers the ``dealflow_event`` hook for events a crashed process owed
+(:mod:`server.core.notifications`), on the same rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.core.broker import ACTOR, QUEUE, in_memory
 from server.core.execution import Attempt, dispatchable, due_ids, perform
 from server.core.models import ActionExecution, utcnow
+from server.core.notifications import Delivery, Notifier
 from server.core.plugins import Registry
 
 log = logging.getLogger("dealflow.runner")
@@ -77,7 +81,9 @@ class Runner:
         self._relay: threading.Thread | None = None
         self._worker: dramatiq.Worker | None = None
         self._hooks: ThreadPoolExecutor | None = None
-        self._futures: set[Future[None]] = set()
+        self._futures: set[Future[Any]] = set()
+        self.notifier = Notifier(factory, registry, settings)
+        self._sweeping: Future[Any] | None = None
         self._next_due = float("inf")
         self._outage = False
         self.running = False
@@ -215,6 +221,7 @@ class Runner:
                 if now >= next_sweep or now >= self._next_due:
                     self._next_due = float("inf")
                     next_sweep = now + self.interval
+                    self._sweep_events()
                     self.recover()
             except Exception:  # noqa: BLE001 - the database is away; the next round retries
                 log.exception("relaying executions failed; retrying in %.1f s", self.interval)
@@ -236,24 +243,34 @@ class Runner:
 
     # --- the dealflow_event hook ----------------------------------------------------------
 
-    def notify(self, events: list[tuple[int, dict[str, Any]]]) -> None:
-        """Call every plugin's ``dealflow_event`` hook for committed events, off the request."""
+    def notify(self, events: list[Delivery]) -> None:
+        """Call every plugin's ``dealflow_event`` hook for committed events, off the request
+        (called right after the commit). Events this process cannot deliver (it is closed,
+        it dies) stay owed in the database, and a relay delivers them later."""
+        committed = self.notifier.clock()
         with self._lock:
             if self._hooks is None:
                 return
-            future = self._hooks.submit(self._call_event_hooks, events)
+            future = self._hooks.submit(self.notifier.deliver, events, committed)
             self._futures.add(future)
         future.add_done_callback(self._futures.discard)
 
-    def _call_event_hooks(self, events: list[tuple[int, dict[str, Any]]]) -> None:
-        impls = self.registry.pm.hook.dealflow_event.get_hookimpls()
-        for team_id, document in events:
-            for impl in impls:
-                # Each plugin in its own try: one broken plugin does not stop the others.
-                try:
-                    impl.function(event=document, team_id=team_id)
-                except Exception:  # noqa: BLE001
-                    log.exception("plugin %s failed in dealflow_event", impl.plugin_name)
+    def _sweep_events(self) -> None:
+        # Off the relay thread (a slow plugin must not hold up executions), one at a time.
+        if not self.notifier.listening:
+            return
+        with self._lock:
+            if self._hooks is None or (self._sweeping is not None and not self._sweeping.done()):
+                return
+            future = self._sweeping = self._hooks.submit(self._sweep_logged)
+            self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+
+    def _sweep_logged(self) -> None:
+        try:
+            self.notifier.sweep()
+        except Exception:  # noqa: BLE001 - the database is away; the next round retries
+            log.exception("delivering owed dealflow_event hooks failed; retrying next round")
 
     # --- for tests and the CLI ------------------------------------------------------------
 

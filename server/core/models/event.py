@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.models.base import Base, TeamOwned
@@ -15,7 +15,17 @@ class Event(TeamOwned, Base):
     """A change to a record (or a posted webhook), written in the transaction of the change."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_team_record", "team_id", "entity", "record_id"),)
+    __table_args__ = (
+        Index("ix_events_team_record", "team_id", "entity", "record_id"),
+        # Only the few events still owed to plugins: the relay's scan stays cheap, and an
+        # event that owes nothing (NULL) adds no index entry to a save.
+        Index(
+            "ix_events_notify_at",
+            "notify_at",
+            postgresql_where=text("notify_at IS NOT NULL"),
+            sqlite_where=text("notify_at IS NOT NULL"),
+        ),
+    )
 
     entity: Mapped[str | None] = mapped_column(String(32))
     record_id: Mapped[int | None]
@@ -31,6 +41,10 @@ class Event(TeamOwned, Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     dispatched_at: Mapped[dt.datetime | None]
+    notify_at: Mapped[dt.datetime | None]
+    """Set while the ``dealflow_event`` hook is owed for this event: from this time on any
+    relay may deliver it (the saving process's grace, or a delivery's lease, ran out). NULL
+    once delivered, and for an event no plugin listened to (see ``server.core.notifications``)."""
 
 
 class Run(TeamOwned, Base):

@@ -1,11 +1,14 @@
 """A sample third-party plugin: a ``tag_record`` action, a buggy ``explode`` action, two
 HTTP side effects (``post_to`` and ``gated_post``), ``post_with_token`` (reads the team's
-``sample`` credentials and leaks them on purpose) and a ``shout`` template filter."""
+``sample`` credentials and leaks them on purpose) and a ``shout`` template filter; and, in a
+process started with ``DEALFLOW_PLUGIN_SAMPLE_EVENT_URL``, a gated ``dealflow_event`` hook."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import os
 
 import httpx
 
@@ -184,3 +187,20 @@ def dealflow_register_actions() -> list[Action]:
 @hookimpl
 def dealflow_template_filters() -> Mapping[str, Callable[..., Any]]:
     return {"shout": shout}
+
+
+EVENT_URL = os.environ.get("DEALFLOW_PLUGIN_SAMPLE_EVENT_URL")
+"""Where the ``dealflow_event`` hook reports, in a process started with it set (read at
+import: a plugin without the hook is the common case, and the other tests' processes keep it)."""
+
+if EVENT_URL:
+
+    @hookimpl
+    def dealflow_event(event: Mapping[str, Any], team_id: int) -> None:
+        """POST ``url``/started, wait on GET ``url``/gate, POST ``url``/done, each with the
+        event's id: a hook call that can be caught (and killed) in the middle."""
+        base = EVENT_URL.rstrip("/")  # type: ignore[union-attr]
+        body = {"event_id": event["event"]["id"], "team_id": team_id}
+        HTTP.post(f"{base}/started", json=body)
+        HTTP.get(f"{base}/gate", timeout=120)
+        HTTP.post(f"{base}/done", json=body)
