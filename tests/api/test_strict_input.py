@@ -1,5 +1,5 @@
-"""Wrong types in a body are refused, naming the field, never converted; what JSON cannot say
-natively (dates, an integer for a float) is still taken."""
+"""Wrong types and unknown query parameters are refused, naming the field, never converted or
+ignored; what JSON cannot say natively (dates, an integer for a float) is still taken."""
 
 from __future__ import annotations
 
@@ -144,3 +144,54 @@ def test_what_json_cannot_say_natively_is_still_taken(
     assert resp.status_code == 201, resp.text
     created = resp.json()
     assert {key: created[key] for key in expected} == expected
+
+
+# --- query parameters ------------------------------------------------------------------------
+
+# (list endpoint, one of the parameters it takes)
+LISTS = [("outreach", "limit"), ("contacts", "limit"), ("deals", "limit"), ("leads", "limit"),
+         ("contacts/{contact}/communications", "limit"), ("workflows", "entity"),
+         ("runs", "limit"), ("executions", "limit")]
+
+
+@pytest.mark.parametrize(("path", "known"), LISTS)
+def test_an_unknown_query_parameter_is_400_naming_it(
+    api: Any, rows: dict[str, Any], path: str, known: str
+) -> None:
+    url = f"{API}/{filled(path, rows)}"
+    assert api.get(f"{url}?{known}=5").status_code in (200, 422)
+    resp = api.get(f"{url}?colour=red")
+    problem = assert_problem(resp, 400, field="colour")
+    assert problem["type"] == "urn:dealflow:problem:unknown-parameter"
+    assert problem["errors"][0]["source"] == "query"
+    assert known in problem["accepted"]
+    assert known in problem["detail"]
+
+
+def test_every_unknown_parameter_is_named_and_known_ones_still_filter(
+    api: Any, rows: dict[str, Any]
+) -> None:
+    # When
+    resp = api.get(f"{API}/deals?stage=new&colour=red&sort=title&colour=blue")
+    # Then
+    problem = assert_problem(resp, 400, field="colour")
+    assert [e["field"] for e in problem["errors"]] == ["colour", "sort"]
+    assert {"stage", "status", "limit", "cursor"} <= set(problem["accepted"])
+    listed = api.get(f"{API}/deals?stage=won&limit=10")
+    assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+def test_an_endpoint_without_query_parameters_refuses_any(api: Any, rows: dict[str, Any]) -> None:
+    resp = api.get(f"{API}/deals/{rows['deal']['id']}?fields=title")
+    problem = assert_problem(resp, 400, field="fields")
+    assert problem["accepted"] == []
+
+
+def test_a_write_with_an_unknown_query_parameter_changes_nothing(api: Any) -> None:
+    resp = api.post(f"{API}/deals?dry_run=1", json={"title": "Audit"})
+    assert_problem(resp, 400, field="dry_run")
+    assert api.get(f"{API}/deals").json()["items"] == []
+
+
+def test_the_openapi_document_still_takes_any_query(client: Any) -> None:
+    assert client.get("/schema/openapi.json?v=1").status_code == 200
