@@ -147,7 +147,7 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
     """``before_request`` hook applying the checks in this module's docstring."""
     if "\x00" in request.url.path:
         raise InvalidInput("path: contains a NUL character", field="path")
-    names = []
+    names: list[str] = []
     for name, value in parse_qsl(request.url.query, keep_blank_values=True):
         if "\x00" in name or "\x00" in value:
             raise InvalidInput(f"{name}: contains a NUL character", field=name)
