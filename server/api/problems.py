@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 
+from server.api.inputs import UnknownParameter
 from server.core.errors import DealflowError, Forbidden, GroupConflict, Unauthorized
 
 log = logging.getLogger("dealflow.api")
@@ -96,7 +97,11 @@ def from_domain(exc: DealflowError) -> ProblemDetailsException:
         else None
     )
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return _problem(exc.status, slug, exc.title, exc.message, errors, headers)
+    problem = _problem(exc.status, slug, exc.title, exc.message, errors, headers)
+    if isinstance(exc, UnknownParameter):
+        extra = {**(problem.extra or {}), "accepted": exc.accepted}
+        problem.extra = extra  # type: ignore[assignment]
+    return problem
 
 
 def from_http(exc: HTTPException) -> ProblemDetailsException:

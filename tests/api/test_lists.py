@@ -217,7 +217,7 @@ def test_follow_up_pages_through_ties_of_summed_cents(in_berlin) -> None:
     people = [contact(api, f"P{n}", last_contacted_at=berlin(dt.date(2029, 12, 1), 9))
               for n in range(4)]
     for contact_id in people:
-        for amount in ("0.10", "0.20"):
+        for amount in (0.10, 0.20):
             resp = api.post("/api/v1/deals", json={"title": "D", "contact_id": contact_id,
                                                     "amount": amount})
             assert resp.status_code == 201, resp.text
