@@ -795,7 +795,7 @@ def test_an_admin_creates_lists_and_rotates_secrets_over_the_api(
 
 
 @pytest.mark.parametrize("body", [{"grace_hours": -1}, {"grace_hours": 24 * 31},
-                                  {"grace": 1}])
+                                  {"grace_hours": "1"}, {"grace": 1}])
 def test_a_bad_rotation_grace_is_refused_and_changes_nothing(
     api: TestClient[Litestar], engine: Engine, body: dict[str, Any]
 ) -> None:
