@@ -119,6 +119,16 @@ class TeamScope:
             entity = getattr(model, "__entity__", model.__name__.lower())
             raise NotFound(entity, record_id, field=field)
 
+    def check_user(self, user_id: int | None, *, field: str) -> None:
+        """Like :meth:`check` for a user id, without a look-up for the caller's own user: its
+        key (or console session) was verified against that user of this team, and users are
+        never deleted."""
+        if user_id is not None and user_id > 0 and user_id == self.actor.user_id:
+            return
+        from server.core.models import User
+
+        self.check(User, user_id, field=field)
+
     def select(self, model: type[M], *columns: Any) -> Select[Any]:
         """A SELECT of ``model`` limited to this team's rows."""
         stmt = select(*columns) if columns else select(model)

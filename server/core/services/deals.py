@@ -181,7 +181,7 @@ def create(scope: TeamScope, data: DealIn) -> DealOut:
     elif contact is not None:
         outreach_id = contact.outreach_id
     owner_id = data.owner_id if data.owner_id is not None else scope.actor.user_id
-    scope.check(User, owner_id, field="owner_id")
+    scope.check_user(owner_id, field="owner_id")
     row = RECORD.new(
         title=data.title,
         contact_id=data.contact_id,

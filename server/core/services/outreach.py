@@ -9,7 +9,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from server.core.errors import InvalidInput
-from server.core.models import Outreach, OutreachType, User, utcnow
+from server.core.models import Outreach, OutreachType, utcnow
 from server.core.records import RecordType, register
 from server.core.scope import TeamScope
 from server.core.services.common import (
@@ -127,7 +127,7 @@ def _check(row: Outreach) -> None:
 
 def create(scope: TeamScope, data: OutreachIn) -> OutreachOut:
     user_id = data.user_id if data.user_id is not None else scope.actor.user_id
-    scope.check(User, user_id, field="user_id")
+    scope.check_user(user_id, field="user_id")
     row = RECORD.new(
         type=type_code(data.type),
         value=data.value,
@@ -162,7 +162,7 @@ def apply(scope: TeamScope, row: Outreach, patch: OutreachPatch) -> list[str]:
     if patch.type is not UNSET:
         patch.type = type_code(patch.type)
     if patch.user_id is not UNSET:
-        scope.check(User, patch.user_id, field="user_id")
+        scope.check_user(patch.user_id, field="user_id")
     if patch.occurred_at is not UNSET:
         patch.occurred_at = aware(patch.occurred_at, scope)
     if patch.cost is not UNSET:
