@@ -24,6 +24,7 @@ from server.core.db import make_engine, normalize_url
 from server.core.models import Deal
 from server.core.runtime import build_runtime
 from server.core.scope import Actor, TeamScope
+from server.core.services import all as _services  # noqa: F401 - registers the record types
 from server.core.services import groups
 from server.core.services.teams import create_team
 from server.core.starter import STARTER_DOMAINS, load_starter
