@@ -39,16 +39,21 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
-def contact_documents(scope: TeamScope, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def _contact_id(value: Any) -> bool:
+    """Whether ``value`` can be a contact's id: a dry run's sample may hold anything there."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+def contact_documents(scope: TeamScope, ids: Iterable[Any]) -> dict[int, dict[str, Any]]:
     """The team's contacts with these ids, as the API returns them; another team's contact,
-    or one that is gone, is left out."""
+    one that is gone, and a value that cannot be an id are left out."""
     from server.core.models import Contact
     from server.core.records import record_type
 
     out = {}
     session = scope.session
     with session.no_autoflush:
-        for contact_id in set(ids):
+        for contact_id in {i for i in ids if _contact_id(i)}:
             # The identity map first: a deal just created with its contact has it loaded.
             row = session.get(Contact, contact_id)
             if row is not None and row.team_id == scope.team_id:
@@ -65,7 +70,8 @@ def with_contacts(scope: TeamScope, *docs: dict[str, Any] | None) -> list[dict[s
         scope, (d["contact_id"] for d in wanted if d.get("contact_id") is not None)
     )
     return [
-        d if d is None or "contact" in d else {**d, "contact": found.get(d.get("contact_id"))}
+        d if d is None or "contact" in d
+        else {**d, "contact": found.get(d["contact_id"]) if _contact_id(d.get("contact_id")) else None}
         for d in docs
     ]
 

@@ -272,3 +272,11 @@ def test_a_sample_with_its_own_contact_keeps_it(api) -> None:
     record = {"contact_id": 999, "contact": {"name": "Pasted", "company": "Initech"}}
     result = dry_run(api, {"workflow": CONTACT_COMPANY, "record": record})
     assert result["changes"] == {"custom.customer": "Pasted"}
+
+
+def test_a_sample_whose_contact_id_cannot_be_an_id_has_no_contact(api) -> None:
+    # A sample is free-form: whatever its contact_id holds, the answer is never a 500
+    for value in ([1], {"id": 1}, 2**70, "abc", True, -1, 1.5):
+        record = {"title": "T", "contact_id": value, "custom": {}}
+        result = dry_run(api, {"workflow": CONTACT_COMPANY, "record": record})
+        assert result["matched"] is False, (value, result)

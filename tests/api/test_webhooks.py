@@ -846,7 +846,7 @@ def test_a_webhook_past_the_depth_limit_is_recorded_and_runs_nothing(
     assert count(engine, ActionExecution) == 0
 
 
-@pytest.mark.parametrize("hops", ["-1", "two", "1.5", "", "9999999", "0x5"])
+@pytest.mark.parametrize("hops", ["-1", "two", "1.5", "", "9999999", "0x5", "9" * 5000])
 def test_a_malformed_hops_header_is_a_422_naming_it(
     api: TestClient[Litestar], setup: str, engine: Engine, hops: str
 ) -> None:

@@ -246,7 +246,8 @@ def hops_of(headers: Mapping[str, str]) -> int:
     if raw is None:
         return 0
     text = raw.strip()
-    if not text.isascii() or not text.isdigit() or int(text) > MAX_HOPS:
+    # The length first: int() of thousands of digits is refused by Python itself (a 500).
+    if len(text) > 7 or not text.isascii() or not text.isdigit() or int(text) > MAX_HOPS:
         raise InvalidInput(
             f"{HOPS_HEADER}: must be a whole number from 0 to {MAX_HOPS}, got {raw[:20]!r}",
             field=HOPS_HEADER,
