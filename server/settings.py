@@ -123,6 +123,12 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(_not_positive(_ENV_NAMES[name], name, value))
+        lease = self.event_hook_lease_seconds
+        if not (isinstance(lease, int | float) and LEASE_RANGE[0] <= lease <= LEASE_RANGE[1]):
+            raise ConfigError(
+                f"{_ENV_NAMES['event_hook_lease_seconds']}: event_hook_lease_seconds must be "
+                f"from {LEASE_RANGE[0]:g} to {LEASE_RANGE[1]:g} seconds, got {lease!r}"
+            )
 
 
 _ENV_NAMES = {
@@ -155,6 +161,11 @@ _BY_VARIABLE = {var: name for name, var in _ENV_NAMES.items()}
 PLUGIN_PREFIX = "DEALFLOW_PLUGIN_"
 """Environment variables ``DEALFLOW_PLUGIN_<KEY>`` set ``extra[<key>]`` (lower case)."""
 
+
+LEASE_RANGE = (0.1, 86400.0)
+"""How long an event's hook may be owed before a relay takes it over: long enough for the
+saving process to deliver, short enough that a crash is made good the same day (NaN, a
+negative or an overflowing lease would break every save's event or deliver twice)."""
 
 POSITIVE = ("max_depth", "max_events_per_change", "max_executions_per_change")
 """Settings that must be whole numbers of 1 or more: a limit of 0 would refuse everything."""

@@ -260,26 +260,21 @@ def grid(factors: list[str], rows: list[dict[str, Any]]) -> dict[str, Any] | Non
         return None
 
     def values_of(factor: str) -> list[Any]:
-        seen: list[Any] = []
-        for item in rows:
-            value = item["row"].values.get(factor)
-            if value not in seen:
-                seen.append(value)
-        return seen
+        # dict keys: each value once, in the order the rows give them (no list scans)
+        return list(dict.fromkeys(item["row"].values.get(factor) for item in rows))
 
     across = max(factors, key=lambda f: len(values_of(f)))
     others = [f for f in factors if f != across]
-    columns: list[tuple[Any, ...]] = []
+    columns: dict[tuple[Any, ...], None] = {}
     cells: dict[tuple[Any, tuple[Any, ...]], dict[str, Any]] = {}
     for item in rows:
         values = item["row"].values
         column = tuple(values.get(f) for f in others)
-        if column not in columns:
-            columns.append(column)
+        columns.setdefault(column)
         cells[(values.get(across), column)] = item
     lines = [{"value": v, "cells": [cells.get((v, c)) for c in columns]}
              for v in values_of(across)]
-    return {"across": across, "others": others, "columns": columns, "lines": lines}
+    return {"across": across, "others": others, "columns": list(columns), "lines": lines}
 
 
 @get("/groups/{group:str}", sync_to_thread=True)

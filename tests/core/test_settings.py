@@ -275,3 +275,12 @@ def test_a_limit_set_in_code_is_checked_too(name: str) -> None:
     assert getattr(Settings(**{name: 1}), name) == 1  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
         Settings(**{name: 0})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", ["1e12", "-5", "0", "nan", "inf"])
+def test_an_event_hook_lease_out_of_range_is_a_config_error(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"DEALFLOW_EVENT_HOOK_LEASE_SECONDS": raw})
+    assert info.value.message.startswith(
+        "DEALFLOW_EVENT_HOOK_LEASE_SECONDS: event_hook_lease_seconds must be from 0.1 to 86400")
+    assert load_settings({"DEALFLOW_EVENT_HOOK_LEASE_SECONDS": "90"}).event_hook_lease_seconds == 90
