@@ -36,8 +36,10 @@ from server.core.plugins import Registry
 
 log = logging.getLogger("dealflow.notifications")
 
-BATCH = 200
-"""Events one relay claims at a time."""
+BATCH = 20
+"""Events claimed at a time, by a relay and by the saving process alike: each claim holds its
+events for a lease from the moment it is made, so a slow plugin working through a large batch
+never lets the hold of the batch's last events run out before their turn."""
 
 Delivery = tuple[int, dict[str, Any]]
 """``(team_id, document)``: one event as the hook receives it."""
@@ -80,28 +82,35 @@ class Notifier:
         The events were written with ``notify_at`` at most ``committed`` + lease. A relay's
         claim puts it past that (see :meth:`sweep`), and a delivery clears it, so the bound
         lets this process take exactly the events nobody else holds or has delivered."""
-        ids = [document["event"]["id"] for _, document in events]
-        try:
-            claimed = self._claim(ids, Event.notify_at <= committed + self.lease, self.lease)
-        except Exception:  # noqa: BLE001 - the database is away: a relay delivers them later
-            log.exception("could not claim %d events for dealflow_event; relays retry", len(ids))
-            return 0
-        self._call([(team_id, doc) for team_id, doc in events if doc["event"]["id"] in claimed])
-        try:
-            self._done(claimed)
-        except Exception:  # noqa: BLE001 - delivered, not recorded: delivered again later
-            log.exception("could not record %d events as notified", len(claimed))
-        return len(claimed)
+        delivered = 0
+        for start in range(0, len(events), BATCH):
+            chunk = events[start:start + BATCH]
+            ids = [document["event"]["id"] for _, document in chunk]
+            try:
+                claimed = self._claim(ids, Event.notify_at <= committed + self.lease, self.lease)
+            except Exception:  # noqa: BLE001 - the database is away: a relay delivers them later
+                log.exception("could not claim %d events for dealflow_event; relays retry",
+                              len(ids))
+                return delivered
+            self._call([(team_id, doc) for team_id, doc in chunk if doc["event"]["id"] in claimed])
+            try:
+                self._done(claimed)
+            except Exception:  # noqa: BLE001 - delivered, not recorded: delivered again later
+                log.exception("could not record %d events as notified", len(claimed))
+            delivered += len(claimed)
+        return delivered
 
-    def sweep(self) -> int:
+    def sweep(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Called by the relay each round: deliver the events whose ``notify_at`` passed
-        (their saving process or their relay died); return how many were delivered.
+        (their saving process or their relay died); return how many were delivered. Between
+        batches it stops when ``stopping()`` says the process is closing: what is left stays
+        owed for the next relay.
 
         A relay's claim holds for twice the lease, so its ``notify_at`` lies past the bound
         the saving process claims with (commit time + lease) even for an event it just saw
         committed: the two never both hold one event."""
         delivered = 0
-        while True:
+        while not stopping():
             now = self.clock()
             with self.factory() as session:
                 ids = list(
@@ -120,6 +129,7 @@ class Notifier:
             delivered += len(claimed)
             if len(ids) < BATCH:
                 return delivered
+        return delivered
 
     def _claim(self, ids: Iterable[int], due: ColumnElement[bool], hold: dt.timedelta) -> set[int]:
         """Move ``notify_at`` of those of ``ids`` that are ``due`` to ``hold`` from now, in

@@ -268,7 +268,7 @@ class Runner:
 
     def _sweep_logged(self) -> None:
         try:
-            self.notifier.sweep()
+            self.notifier.sweep(stopping=self._stop.is_set)
         except Exception:  # noqa: BLE001 - the database is away; the next round retries
             log.exception("delivering owed dealflow_event hooks failed; retrying next round")
 

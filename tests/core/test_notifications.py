@@ -320,3 +320,23 @@ def test_with_no_listener_nothing_is_owed_and_nothing_extra_is_written(
     assert len(statements.sql) == len(quiet_save)
     inserts = [sql for sql in statements.sql if sql.lstrip().upper().startswith("INSERT INTO EVENTS")]
     assert len(inserts) == 3 and all("notify_at" in sql for sql in inserts)
+
+
+def test_a_closing_relay_stops_between_batches_and_leaves_the_rest_owed(world: World) -> None:
+    # Given 21 events owed by a process that died (two batches' worth)
+    listener = Listener()
+    registry = registry_with(listener)
+    factory = world.sessions(notify=None)
+    ids = [i for n in range(7) for i in world.save(factory, registry, f"Deal {n}")]
+    relay = Notifier(make_session_factory(world.engine), registry, SETTINGS, clock=later(LEASE + 1))
+    # When the relay's process starts closing after the first batch
+    calls: list[int] = []
+
+    def stopping() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    delivered = relay.sweep(stopping=stopping)
+    # Then one batch was delivered and the rest is still owed, for the next relay
+    assert 0 < delivered < len(ids) and len(listener.heard) == delivered
+    assert len(world.owed()) == len(ids) - delivered
