@@ -858,3 +858,23 @@ def test_a_malformed_hops_header_is_a_422_naming_it(
     problem = assert_problem(resp, 422, field="Dealflow-Hops")
     assert "Dealflow-Hops: must be a whole number from 0 to 1000000" in str(problem)
     assert count(engine, Event) == 0
+
+
+def test_two_creates_racing_past_the_check_leave_one_current_secret(
+    app: Litestar, api: TestClient[Litestar], team: Any, engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the first create's check and insert done, and a second request whose check ran
+    # before that insert (so it saw no secret either)
+    first = new_secret(app, team.team_id)
+    monkeypatch.setattr(hooks, "_current", lambda session, team_id: None)
+
+    # When the second request goes on to store its secret
+    resp = api.post("/api/v1/team/hook-secrets")
+
+    # Then the database refuses a second current secret: a 409, and the first still signs
+    assert_problem(resp, 409)
+    assert count(engine, HookSecret, HookSecret.expires_at.is_(None)) == 1
+    body = body_of({"kind": "demo"})
+    assert api.post(f"/api/v1/hooks/{team.team_id}/{HOOK}", content=body,
+                    headers=sign(first, body)).status_code in (202, 404)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.core.models.base import Base, TeamOwned
@@ -16,6 +16,16 @@ class HookSecret(TeamOwned, Base):
     secrets: the current one and, after a rotation, the previous one until it expires."""
 
     __tablename__ = "hook_secrets"
+    __table_args__ = (
+        # One current secret per team, even when two creates or rotations race.
+        Index(
+            "uq_hook_secrets_current",
+            "team_id",
+            unique=True,
+            postgresql_where=text("expires_at IS NULL"),
+            sqlite_where=text("expires_at IS NULL"),
+        ),
+    )
 
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
     secret_encrypted: Mapped[str] = mapped_column(Text)

@@ -83,7 +83,14 @@ def _store(session: Session, team_id: int, settings: HasSecretKey, now: dt.datet
         updated_at=now,
     )
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # The partial unique index: another create or rotation made a current secret first.
+        raise Conflict(
+            "the team's webhook secret was changed at the same time by another request; "
+            "list the secrets and try again"
+        ) from exc
     return NewSecret(row.key_id, secret, now)
 
 
@@ -129,11 +136,14 @@ def rotate_secret(
     if current is not None:
         stale = stale.where(HookSecret.id != current.id)
     session.execute(stale)
+    if current is not None:
+        # Rotated out before the new one is stored: one current secret at any moment.
+        current.expires_at = now + grace
+        session.flush()
     made = _store(session, team_id, settings, now)
     before = None if current is None else {"key_id": current.key_id}
     after: dict[str, Any] = {"key_id": made.key_id}
     if current is not None:
-        current.expires_at = now + grace
         after["previous_expires_at"] = current.expires_at.isoformat()
     audit.record_for(
         session, team_id, "hook_secret.rotate", made.key_id, before, after, actor=actor
