@@ -112,7 +112,12 @@ def seed_deals(engine: Any, team_id: int, owners: list[int], deals: int) -> None
                     "probability": probability,
                     "weighted_amount": (amount * probability / 100).quantize(Decimal("0.01")),
                     "expected_close_date": today + dt.timedelta(days=rng.randrange(0, 365)),
-                    "created_by_id": owners[0], "owner_id": rng.choice(owners), "custom": {},
+                    "created_by_id": owners[0], "owner_id": rng.choice(owners),
+                    # The ladder's factors, as a team using it has them on its deals.
+                    "custom": {
+                        "proposal_type": rng.choice(STARTER_DOMAINS["deal.custom.proposal_type"]),
+                        "relationship": rng.choice(STARTER_DOMAINS["deal.custom.relationship"]),
+                    },
                 })
             conn.execute(insert(Deal), rows)
 
