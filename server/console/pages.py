@@ -240,7 +240,9 @@ def _moment(field: str, value: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:
-        raise Refused(400, f"{field}: {value!r} is not a date and time (2026-11-25T09:00)") from None
+        raise Refused(
+            400, f"{field}: {value!r} is not a date and time (2026-11-25T09:00)"
+        ) from None
 
 
 @get("/runs", sync_to_thread=True)

@@ -17,7 +17,7 @@ from server.core.models import ConsoleSession, Team
 from server.core.scope import Actor, TeamScope
 from server.core.services.activity import workflow_activity
 from server.core.services.console_sessions import set_password
-from server.core.services.teams import create_key, find_team
+from server.core.services.teams import create_key
 from server.core.starter import shipped_documents
 
 LADDER = "deal-probability-60"
