@@ -185,10 +185,12 @@ def test_follow_up_is_ordered_by_open_deal_value_then_score_then_wait(in_berlin)
     w = contact(api, "W", last_contacted_at=berlin(dt.date(2029, 12, 1), 9))
     v = contact(api, "V", last_contacted_at=berlin(dt.date(2029, 12, 20), 9))
     never = contact(api, "Never")
-    for contact_id, amount, status in ((x, 5000, "open"), (x, 9999, "won"), (y, 3000, "open"),
-                                       (y, 2000, "open"), (z, 100, "lost")):
+    for contact_id, amount, status, currency in (
+            (x, 5000, "open", "EUR"), (x, 9999, "won", "EUR"), (y, 3000, "open", "EUR"),
+            (y, 2000, "open", "USD"), (z, 100, "lost", "EUR")):
         resp = api.post("/api/v1/deals", json={"title": "D", "contact_id": contact_id,
-                                                "amount": amount, "status": status})
+                                                "amount": amount, "status": status,
+                                                "currency": currency})
         assert resp.status_code == 201, resp.text
     lead(api, x, score=30)
     lead(api, y, score=80)
@@ -207,6 +209,10 @@ def test_follow_up_is_ordered_by_open_deal_value_then_score_then_wait(in_berlin)
     assert (by_id[y]["open_deal_value"], by_id[y]["lead_score"]) == (5000.0, 80)
     assert (by_id[x]["open_deal_value"], by_id[x]["lead_score"]) == (5000.0, 30)
     assert (by_id[z]["open_deal_value"], by_id[z]["lead_score"]) == (0.0, 90)
+    # and each shows its open deals per currency, never added up across them
+    assert by_id[y]["open_deal_values"] == {"EUR": 3000.0, "USD": 2000.0}
+    assert by_id[x]["open_deal_values"] == {"EUR": 5000.0}
+    assert by_id[z]["open_deal_values"] == {}
     assert by_id[never]["last_contacted_at"] is None
     assert by_id[w]["days_since_contact"] == 45
 

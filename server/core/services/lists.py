@@ -48,7 +48,11 @@ class FollowUpOut(msgspec.Struct):
     days_since_contact: int
     """Calendar days in the team's timezone since the last contact (or the creation)."""
     open_deal_value: float
-    """Sum of the amounts of the contact's open deals, as stored (currencies are not converted)."""
+    """Sum of the amounts of the contact's open deals, as stored (currencies are not
+    converted): what the queue is ordered by."""
+    open_deal_values: dict[str, float]
+    """The same open deals' amounts per currency (``{"EUR": 5000.0, "USD": 1200.0}``): the
+    figures to show, never added up across currencies."""
     lead_score: int | None
     """Highest score among the contact's leads that are not customers; None without one."""
 
@@ -249,6 +253,7 @@ def follow_up(
         func.coalesce(score, NO_SCORE).label("score_key"),
     ).where(last < cutoff.astimezone(dt.UTC))
     rows, next_cursor = _page(scope, stmt.subquery(), FOLLOW_UP_KEYS, limit, cursor)
+    per_currency = _open_values(scope, [row.id for row in rows])
     items = []
     for row in rows:
         seen = _aware(row.last_contact).astimezone(zone).date()
@@ -261,10 +266,28 @@ def follow_up(
                 last_contacted_at=row.last_contacted_at,
                 days_since_contact=(today - seen).days,
                 open_deal_value=float(row.open_deal_value or 0),
+                open_deal_values=per_currency.get(row.id, {}),
                 lead_score=row.lead_score,
             )
         )
     return items, next_cursor
+
+
+def _open_values(scope: TeamScope, contact_ids: list[int]) -> dict[int, dict[str, float]]:
+    """The page's contacts → their open deals' amounts per currency (one GROUP BY query)."""
+    if not contact_ids:
+        return {}
+    total = func.round(func.sum(Deal.amount), 2, type_=Numeric(16, 2))
+    rows = scope.session.execute(
+        scope.select(Deal, Deal.contact_id, Deal.currency, total)
+        .where(Deal.contact_id.in_(contact_ids), Deal.status == "open")
+        .group_by(Deal.contact_id, Deal.currency)
+        .order_by(Deal.contact_id, Deal.currency)
+    )
+    out: dict[int, dict[str, float]] = {}
+    for contact_id, currency, amount in rows:
+        out.setdefault(contact_id, {})[currency] = float(amount)
+    return out
 
 
 def _aware(value: dt.datetime | str) -> dt.datetime:
