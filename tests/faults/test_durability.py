@@ -215,3 +215,39 @@ def test_the_embedded_server_killed_mid_action_completes_it_once_after_restart(
     finally:
         cluster.close()
         engine.dispose()
+
+
+def test_a_message_repeated_while_its_execution_runs_elsewhere_acts_once(
+    cluster: Cluster, pg_engine: Engine, receiver: Any
+) -> None:
+    # Given two workers, one of them in the middle of an action that blocks until released
+    headers = make_key(pg_engine)
+    cluster.server()
+    cluster.worker()
+    cluster.worker()
+    post(cluster, headers, "/api/v1/workflows", workflow("gated_post", receiver.url + "/g"))
+    post(cluster, headers, "/api/v1/deals", {"title": "Initech"})
+    wait_until(lambda: receiver.received("/g/started"), 20, "the action to start", *cluster.processes)
+
+    # When the broker delivers the same message twice more meanwhile (as a redelivery would)
+    assert cluster.redis is not None
+    broker = make_broker(cluster.redis.url)
+    actor: dramatiq.Actor[[int], None] = dramatiq.Actor(
+        lambda execution_id: None, broker=broker, actor_name=ACTOR, queue_name=QUEUE,
+        priority=0, options={},
+    )
+    with Session(pg_engine) as session:
+        (execution_id,) = session.scalars(select(ActionExecution.id)).all()
+    actor.send(execution_id)
+    actor.send(execution_id)
+    # and the copies were taken and acknowledged (only the running original is unacked)
+    wait_until(lambda: broker.client.llen(f"dealflow:{QUEUE}") == 0
+               and broker.client.hlen(f"dealflow:{QUEUE}.msgs") <= 1, 20,
+               "the repeated messages to be consumed", *cluster.processes)
+    receiver.release()
+
+    # Then the action ran once: one start, one completion, one attempt recorded
+    wait_until(lambda: statuses(pg_engine) == Counter({("succeeded", 1): 1}), 20,
+               "the execution to succeed", *cluster.processes)
+    assert len(receiver.received("/g/started")) == 1, cluster.logs()
+    assert len(receiver.received("/g/done")) == 1
