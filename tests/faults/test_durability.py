@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from faults.conftest import Cluster, wait_until
+from faults.conftest import DEALFLOW, Cluster, Process, wait_until
 from server.core.broker import ACTOR, QUEUE, make_broker
 from server.core.db import make_engine, make_session_factory, transaction
 from server.core.models import ActionExecution
@@ -251,3 +252,62 @@ def test_a_message_repeated_while_its_execution_runs_elsewhere_acts_once(
                "the execution to succeed", *cluster.processes)
     assert len(receiver.received("/g/started")) == 1, cluster.logs()
     assert len(receiver.received("/g/done")) == 1
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(p) for p in listing.read().split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A child that exited but is not reaped yet is as good as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] == "Z"
+
+
+def test_a_supervised_worker_killed_is_replaced_and_sigterm_stops_them_all(
+    cluster: Cluster, pg_engine: Engine, receiver: Any
+) -> None:
+    # Given `dealflow worker --processes 2`: a supervisor and its two workers
+    headers = make_key(pg_engine)
+    cluster.server()
+    supervisor = Process("workers", [*DEALFLOW, "worker", "--processes", "2"], cluster.env(),
+                         cluster.tmp / "workers.log").start()
+    cluster.processes.append(supervisor)
+    assert supervisor.proc is not None
+    wait_until(lambda: supervisor.output().count("threads on") == 2, 30, "two workers",
+               supervisor)
+    first, second = _children(supervisor.proc.pid)
+
+    # When one of them is killed
+    os.kill(first, signal.SIGKILL)
+
+    # Then the supervisor starts another, and the workers still perform side effects
+    wait_until(lambda: supervisor.output().count("threads on") == 3, 30, "a new worker",
+               supervisor)
+    assert f"Dealflow worker {first} exited" in supervisor.output()
+    children = _children(supervisor.proc.pid)
+    assert len(children) == 2 and second in children and first not in children
+    post(cluster, headers, "/api/v1/workflows", workflow("post_to", receiver.url + "/erp"))
+    post(cluster, headers, "/api/v1/deals", {"title": "Initech"})
+    wait_until(lambda: statuses(pg_engine) == Counter({("succeeded", 1): 1}), 20,
+               "the side effect", *cluster.processes)
+
+    # When the supervisor alone is sent SIGTERM, then it and both workers stop
+    os.kill(supervisor.proc.pid, signal.SIGTERM)
+    supervisor.proc.wait(20)
+    wait_until(lambda: all(_gone(pid) for pid in children), 20, "the workers to stop",
+               supervisor)
+
+
+def test_a_worker_without_redis_says_what_it_needs(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'dealflow.db'}"
+    done = subprocess.run([*DEALFLOW, "worker"], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode != 0
+    assert "dealflow worker needs REDIS_URL" in done.stdout + done.stderr
