@@ -281,3 +281,24 @@ def test_an_admins_form_without_its_csrf_token_is_refused(
     expect(page.get_by_text("CSRF token is missing")).to_be_visible()
     with api(live) as client:
         assert client.get(f"/api/v1/workflows/{LADDER}").json()["version"] == before
+
+
+def test_every_page_fits_1280_pixels_and_every_control_has_a_name(
+    page: Page, live: tuple[LiveServer, str]
+) -> None:
+    # Given the admin signed in at 1280 × 800 (the fixture's viewport)
+    paths = ["/console/workflows", f"/console/workflows/{LADDER}", "/console/runs",
+             f"/console/workflows/{LADDER}/versions", "/console/groups/deal_probability",
+             "/console/forecast?group_by=owner", "/console/analytics", "/console/settings"]
+    for path in paths:
+        # When each page is opened
+        page.goto(path)
+        # Then it never scrolls sideways, and every form control has an accessible name
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        unnamed = page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                              && !e.getAttribute('aria-labelledby') && !e.title)
+                 .map(e => e.outerHTML.slice(0, 120))"""
+        )
+        assert unnamed == [], (path, unnamed)
