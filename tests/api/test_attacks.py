@@ -175,8 +175,7 @@ SQL = [
     "1; DROP TABLE contacts; --",
     "%' UNION SELECT key_hash, 1, 1 FROM api_keys --",
     "\\'; SELECT pg_sleep(10); --",
-    "1) OR (1=1",
-    "*/ OR 1=1 /*",
+    "1) OR (1=1 */ OR 1=1 /*",
 ]
 
 

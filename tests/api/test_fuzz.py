@@ -20,7 +20,7 @@ from server.core.services.teams import create_key, ensure_user
 MARK = "zq7marker"
 """In every name and title of team A's rows, so any response to the foreign team can be searched."""
 
-EXAMPLES = 10
+EXAMPLES = 7
 """Examples per operation, identity and generation mode: the suite's time budget keeps this small."""
 
 
