@@ -166,26 +166,7 @@ def open_deals(scope: TeamScope) -> Iterator[list[Deal]]:
         last = rows[-1].id
 
 
-def open_deal_rows(scope: TeamScope) -> Iterator[list[Any]]:
-    """The team's open deals in batches, by id, as plain rows of the deals table: for reading
-    only (the impact preview), without the ORM's cost of an instance per deal. A row has the
-    model's attributes, so the deal's document is built from it as from the model."""
-    table = Deal.__table__
-    last = 0
-    while True:
-        rows = scope.session.execute(
-            select(table)
-            .where(table.c.team_id == scope.team_id, table.c.status == "open", table.c.id > last)
-            .order_by(table.c.id)
-            .limit(BATCH)
-        ).all()
-        if not rows:
-            return
-        yield list(rows)
-        last = rows[-1].id
-
-
-def _documents(scope: TeamScope, rows: list[Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
+def _documents(scope: TeamScope, rows: list[Deal]) -> Iterator[tuple[Deal, dict[str, Any]]]:
     team = team_document(scope.team)
     for row in rows:
         record = deals.RECORD.document(row)
@@ -267,7 +248,7 @@ def preview(
     conflicts = Conflicts()
     months: dict[tuple[str | None, str], list[Decimal]] = {}
     scanned = 0
-    for batch in open_deal_rows(scope):
+    for batch in open_deals(scope):
         for row, document in _documents(scope, batch):
             scanned += 1
             record = document["record"]
