@@ -12,7 +12,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.auth import PUBLIC_PATHS
 from server.api.problems import PROBLEM_BASE
-from server.core.ratelimit import Buckets
+from server.core.ratelimit import Buckets, key_bucket
 
 SETTINGS = "DEALFLOW_RATE_LIMIT_PER_SECOND and DEALFLOW_RATE_LIMIT_BURST"
 
@@ -28,7 +28,7 @@ def bucket_key(scope: Scope) -> str:
     client address's."""
     key_id = scope.get("auth")
     if key_id is not None:
-        return f"key:{key_id}"
+        return key_bucket(key_id)
     client = scope.get("client")
     return f"ip:{client[0] if client else 'unknown'}"
 

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.core.ratelimit import key_bucket
 from server.core.services import console_sessions
 from server.core.services.console_sessions import Current
 
@@ -94,7 +95,7 @@ async def draw_token(request: Request[Any, Any, Any], current: Current) -> None:
     if buckets is None:
         return
     actor = current.actor
-    key = f"key:{actor.key_id}" if actor.key_id is not None else f"user:{actor.user_id}"
+    key = key_bucket(actor.key_id) if actor.key_id is not None else f"user:{actor.user_id}"
     decision = await buckets.take(key)
     if not decision.allowed:
         raise Refused(

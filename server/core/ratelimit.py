@@ -185,6 +185,11 @@ class RedisBuckets:
         self._client = None
 
 
+def key_bucket(key_id: int) -> str:
+    """The bucket an API key draws on: over the API and through a console session alike."""
+    return f"key:{key_id}"
+
+
 def make_buckets(settings: Settings) -> Buckets | None:
     """The buckets ``settings`` ask for: in Redis when ``REDIS_URL`` is set, in memory
     otherwise, or None when rate limiting is off (a rate of 0)."""
