@@ -100,3 +100,18 @@ def api(url: str) -> Iterator[TestClient[Litestar]]:
             yield client
     finally:
         engine.dispose()
+
+
+def make_due(sessions: Any, execution_id: int) -> None:
+    """Move an execution's next attempt to just now: the clock reached its retry's time."""
+    from sqlalchemy import update
+
+    from server.core.models import ActionExecution, utcnow
+
+    with sessions() as session:
+        session.execute(
+            update(ActionExecution)
+            .where(ActionExecution.id == execution_id)
+            .values(next_attempt_at=utcnow() - dt.timedelta(milliseconds=1))
+        )
+        session.commit()

@@ -16,14 +16,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from helpers import make_due
+from sqlalchemy import select
 
 from server.core import execution
 from server.core.broker import make_broker
 from server.core.db import make_session_factory
 from server.core.engine import WorkflowEngine
 from server.core.execution import backoff, perform
-from server.core.models import ActionExecution, utcnow
+from server.core.models import ActionExecution
 from server.core.plugins import load_registry
 from server.core.runner import Runner
 from server.core.scope import Actor, TeamScope
@@ -143,14 +144,7 @@ def setup(engine: Any, make_team: Any) -> Iterator[Any]:
             return perform(sessions, registry, settings, execution_id)
 
         def make_due(self, execution_id: int) -> None:
-            """The clock moved on to the retry's time."""
-            with sessions() as session:
-                session.execute(
-                    update(ActionExecution)
-                    .where(ActionExecution.id == execution_id)
-                    .values(next_attempt_at=utcnow() - dt.timedelta(milliseconds=1))
-                )
-                session.commit()
+            make_due(sessions, execution_id)
 
         def runner(self, **kwargs: Any) -> Runner:
             runner = Runner(sessions, registry, settings, make_broker(None), **kwargs)

@@ -8,7 +8,6 @@ what it got.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import threading
@@ -17,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from helpers import make_due
+from sqlalchemy import select
 
 from server.core.db import make_session_factory
 from server.core.engine import WorkflowEngine
 from server.core.execution import Attempt, perform
-from server.core.models import ActionExecution, utcnow
+from server.core.models import ActionExecution
 from server.core.plugins import load_registry
 from server.core.scope import Actor, TeamScope
 from server.core.services import contacts, credentials, deals, workflows
@@ -134,14 +134,7 @@ def stage(engine: Any, make_team: Any, receiver: Any) -> Iterator[Any]:
             return outcomes
 
         def make_due(self, execution_id: int) -> None:
-            """The clock reached the retry's time."""
-            with sessions() as session:
-                session.execute(
-                    update(ActionExecution)
-                    .where(ActionExecution.id == execution_id)
-                    .values(next_attempt_at=utcnow() - dt.timedelta(milliseconds=1))
-                )
-                session.commit()
+            make_due(sessions, execution_id)
 
         def status(self, execution_id: int) -> tuple[str, int]:
             with sessions() as session:
