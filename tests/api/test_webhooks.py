@@ -786,8 +786,7 @@ def test_an_admin_creates_lists_and_rotates_secrets_over_the_api(
     assert "whsec_" not in listed.text
     # and the audit log names both changes by key id, never the secrets
     audit = api.get("/api/v1/audit").json()
-    logged = {e["action"]: e for e in audit["items"]} if isinstance(audit, dict) else {
-        e["action"]: e for e in audit}
+    logged = {e["action"]: e for e in audit["items"]}
     assert logged["hook_secret.create"]["target"] == first["key_id"]
     assert logged["hook_secret.rotate"]["target"] == second["key_id"]
     assert logged["hook_secret.rotate"]["user_id"] == team.user_id
